@@ -1,0 +1,31 @@
+//! One module per subcommand.
+
+pub mod addr;
+pub mod check;
+pub mod dns64;
+pub mod nat64;
+pub mod node;
+pub mod plan;
+pub mod proxy;
+pub mod run;
+pub mod siit;
+
+use crate::cli::Command;
+
+pub fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run(args) => run::command(&args, None),
+        Command::Check(args) => check::command(&args),
+        Command::Addr(args) => addr::command(&args),
+        Command::Siit(args) => run::command(&args, Some(run::Part::Siit)),
+        Command::Nat64(args) => run::command(&args, Some(run::Part::Nat64)),
+        Command::Dns64(args) => run::command(&args, Some(run::Part::Dns64)),
+        Command::Proxy(args) => run::command(&args, Some(run::Part::Proxy)),
+        Command::Node(args) => run::command(&args, Some(run::Part::Node)),
+        Command::Plan(_) => plan::command(),
+        Command::Version => {
+            println!("sixgate {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
+    }
+}

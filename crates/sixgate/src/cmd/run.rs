@@ -1,0 +1,149 @@
+//! `sixgate run` (every configured part) and `sixgate <part>` (one of them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::cli::RunArgs;
+use crate::config::Config;
+use crate::context::Context;
+use crate::{admin, cmd};
+
+/// The long-running parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Siit,
+    Nat64,
+    Dns64,
+    Proxy,
+    Node,
+}
+
+impl Part {
+    pub fn name(self) -> &'static str {
+        match self {
+            Part::Siit => "siit",
+            Part::Nat64 => "nat64",
+            Part::Dns64 => "dns64",
+            Part::Proxy => "proxy",
+            Part::Node => "node",
+        }
+    }
+}
+
+pub fn command(args: &RunArgs, only: Option<Part>) -> anyhow::Result<()> {
+    let path = args.config.config.clone();
+    let config = Config::load(&path)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("sixgate")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(path, config, args.admin, only))
+}
+
+/// Runs the configured parts (or only `only`) until SIGTERM/SIGINT, or until
+/// one of them fails.
+pub async fn run(
+    path: PathBuf,
+    config: Config,
+    admin_override: Option<SocketAddr>,
+    only: Option<Part>,
+) -> anyhow::Result<()> {
+    let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
+    let ctx = Context::new(config_rx);
+    let admin_listener = admin::bind(admin_override.unwrap_or(config.admin.listen)).await?;
+    tokio::spawn(admin::serve(admin_listener, ctx.clone()));
+    tokio::spawn(handle_signals(path, config_tx, ctx.clone()));
+
+    let wanted = |part: Part| only.is_none_or(|only| only == part);
+    let mut parts = JoinSet::new();
+    if let Some(section) = config.siit.filter(|_| wanted(Part::Siit)) {
+        parts.spawn(named(Part::Siit, cmd::siit::serve(section, ctx.clone())));
+    }
+    if let Some(section) = config.nat64.filter(|_| wanted(Part::Nat64)) {
+        parts.spawn(named(Part::Nat64, cmd::nat64::serve(section, ctx.clone())));
+    }
+    if let Some(section) = config.dns64.filter(|_| wanted(Part::Dns64)) {
+        parts.spawn(named(Part::Dns64, cmd::dns64::serve(section, ctx.clone())));
+    }
+    if let Some(section) = config.proxy.filter(|_| wanted(Part::Proxy)) {
+        parts.spawn(named(Part::Proxy, cmd::proxy::serve(section, ctx.clone())));
+    }
+    if let Some(section) = config.node.filter(|_| wanted(Part::Node)) {
+        parts.spawn(named(Part::Node, cmd::node::serve(section, ctx.clone())));
+    }
+    if parts.is_empty() {
+        anyhow::bail!(match only {
+            Some(part) => format!("the config has no [{}] section", part.name()),
+            None => "nothing to run: the config has no [siit], [nat64], [dns64], [proxy] or [node] section".to_owned(),
+        });
+    }
+
+    let mut failure = None;
+    while let Some(joined) = parts.join_next().await {
+        let result = joined.unwrap_or_else(|err| Err(anyhow::anyhow!("a part panicked: {err}")));
+        if let Err(err) = result {
+            tracing::error!("{err:#}");
+            failure.get_or_insert(err);
+            // One part failing stops the others: a half-running gateway is worse
+            // than a restarted one.
+            ctx.health.start_draining();
+            ctx.shutdown.cancel();
+        }
+    }
+    tracing::info!("stopped");
+    failure.map_or(Ok(()), Err)
+}
+
+async fn named(
+    part: Part,
+    future: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    future.await.with_context(|| part.name())
+}
+
+/// SIGTERM/SIGINT: not ready, then shut down (a second one exits at once).
+/// SIGHUP: reload the config file; a bad file is logged and the running config kept.
+async fn handle_signals(path: PathBuf, config_tx: watch::Sender<Arc<Config>>, ctx: Context) {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = hup.recv() => {
+                reload(&path, &config_tx);
+                continue;
+            }
+        }
+        if ctx.shutdown.is_cancelled() {
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        }
+        tracing::info!("shutting down");
+        ctx.health.start_draining();
+        ctx.shutdown.cancel();
+    }
+}
+
+fn reload(path: &std::path::Path, config_tx: &watch::Sender<Arc<Config>>) {
+    match Config::load(path) {
+        Ok(config) => {
+            tracing::info!("reloaded {}", path.display());
+            config_tx.send_replace(Arc::new(config));
+        }
+        Err(err) => tracing::error!("reload failed, keeping the running config: {err}"),
+    }
+}

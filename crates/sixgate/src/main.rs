@@ -1,0 +1,27 @@
+//! The `sixgate` binary: CLI, config, admin port and the drivers that wire
+//! the sans-IO cores to sockets and TUN devices.
+
+mod admin;
+mod cli;
+mod cmd;
+mod config;
+mod context;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(cli.log_format, &cli.log_level);
+    match cmd::dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the whole chain of causes on one line.
+            tracing::error!("{err:#}");
+            eprintln!("sixgate: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

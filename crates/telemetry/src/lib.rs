@@ -1,0 +1,275 @@
+//! Metrics and health state shared by every part of sixgate.
+//!
+//! Parts keep their counters in plain atomics (nothing on the hot path but a
+//! relaxed `fetch_add`) and implement [`Collect`] to write them out in the
+//! Prometheus text exposition format when `/metrics` is scraped. The admin
+//! server owns a [`Registry`] of collectors and a [`Health`] of readiness flags.
+#![forbid(unsafe_code)]
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Something that can write its metrics into an [`Encoder`].
+pub trait Collect: Send + Sync {
+    fn collect(&self, out: &mut Encoder);
+}
+
+/// A monotonically increasing counter (a relaxed atomic).
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+    #[inline]
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicU64);
+
+impl Gauge {
+    pub const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+    pub fn inc(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Decrements, saturating at zero.
+    pub fn dec(&self) {
+        let _ = self
+            .0
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(1))
+            });
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Writes metric families in the Prometheus text format (version 0.0.4).
+#[derive(Debug, Default)]
+pub struct Encoder {
+    text: String,
+    last_family: String,
+}
+
+impl Encoder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// One sample of a counter. Consecutive samples with the same name form one
+    /// family; `HELP` and `TYPE` are written once, before the first of them.
+    pub fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: u64) {
+        self.sample(name, help, "counter", labels, value);
+    }
+
+    /// One sample of a gauge.
+    pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: u64) {
+        self.sample(name, help, "gauge", labels, value);
+    }
+
+    /// One sample of a gauge holding a fractional value (seconds, ratios).
+    pub fn gauge_f64(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
+        self.header(name, help, "gauge");
+        self.name_and_labels(name, labels);
+        let _ = writeln!(self.text, " {value}");
+    }
+
+    fn sample(&mut self, name: &str, help: &str, kind: &str, labels: &[(&str, &str)], value: u64) {
+        self.header(name, help, kind);
+        self.name_and_labels(name, labels);
+        let _ = writeln!(self.text, " {value}");
+    }
+
+    fn header(&mut self, name: &str, help: &str, kind: &str) {
+        if self.last_family != name {
+            let _ = writeln!(self.text, "# HELP {name} {help}");
+            let _ = writeln!(self.text, "# TYPE {name} {kind}");
+            self.last_family.clear();
+            self.last_family.push_str(name);
+        }
+    }
+
+    fn name_and_labels(&mut self, name: &str, labels: &[(&str, &str)]) {
+        self.text.push_str(name);
+        if labels.is_empty() {
+            return;
+        }
+        self.text.push('{');
+        for (i, (key, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                self.text.push(',');
+            }
+            let _ = write!(self.text, "{key}=\"");
+            for c in value.chars() {
+                match c {
+                    '\\' => self.text.push_str("\\\\"),
+                    '"' => self.text.push_str("\\\""),
+                    '\n' => self.text.push_str("\\n"),
+                    c => self.text.push(c),
+                }
+            }
+            self.text.push('"');
+        }
+        self.text.push('}');
+    }
+
+    pub fn finish(self) -> String {
+        self.text
+    }
+}
+
+/// The collectors whose metrics `/metrics` serves.
+#[derive(Default, Clone)]
+pub struct Registry {
+    collectors: Arc<Mutex<Vec<Arc<dyn Collect>>>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn register(&self, collector: Arc<dyn Collect>) {
+        self.collectors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(collector);
+    }
+
+    /// Renders every registered collector, in registration order.
+    pub fn render(&self) -> String {
+        let collectors = self
+            .collectors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut out = Encoder::new();
+        for collector in collectors {
+            collector.collect(&mut out);
+        }
+        out.finish()
+    }
+}
+
+/// Readiness of the parts that run in this process.
+///
+/// The process is live while it answers at all; it is ready when every
+/// registered part says so and it is not draining.
+#[derive(Default, Clone)]
+pub struct Health {
+    inner: Arc<HealthInner>,
+}
+
+#[derive(Default)]
+struct HealthInner {
+    draining: AtomicBool,
+    parts: Mutex<Vec<(String, Arc<AtomicBool>)>>,
+}
+
+/// A handle a part uses to report its own readiness.
+#[derive(Clone, Debug)]
+pub struct ReadyFlag(Arc<AtomicBool>);
+
+impl ReadyFlag {
+    pub fn set(&self, ready: bool) {
+        self.0.store(ready, Ordering::Relaxed);
+    }
+}
+
+impl Health {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a part that starts out not ready.
+    pub fn part(&self, name: &str) -> ReadyFlag {
+        let flag = Arc::new(AtomicBool::new(false));
+        self.inner
+            .parts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((name.to_owned(), Arc::clone(&flag)));
+        ReadyFlag(flag)
+    }
+
+    /// Marks the process as shutting down: `/readyz` turns false at once.
+    pub fn start_draining(&self) {
+        self.inner.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Relaxed)
+    }
+
+    /// The parts that are not ready, or `["draining"]` while shutting down.
+    pub fn not_ready(&self) -> Vec<String> {
+        if self.is_draining() {
+            return vec!["draining".to_owned()];
+        }
+        self.inner
+            .parts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, flag)| !flag.load(Ordering::Relaxed))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Two;
+    impl Collect for Two {
+        fn collect(&self, out: &mut Encoder) {
+            out.counter("sixgate_x_total", "x things", &[("reason", "a\"b")], 1);
+            out.counter("sixgate_x_total", "x things", &[("reason", "c")], 2);
+            out.gauge("sixgate_y", "y", &[], 3);
+        }
+    }
+
+    #[test]
+    fn family_header_is_written_once_and_labels_are_escaped() {
+        let registry = Registry::new();
+        registry.register(Arc::new(Two));
+        let text = registry.render();
+        assert_eq!(
+            text,
+            "# HELP sixgate_x_total x things\n# TYPE sixgate_x_total counter\n\
+             sixgate_x_total{reason=\"a\\\"b\"} 1\nsixgate_x_total{reason=\"c\"} 2\n\
+             # HELP sixgate_y y\n# TYPE sixgate_y gauge\nsixgate_y 3\n"
+        );
+    }
+
+    #[test]
+    fn readiness_follows_parts_and_draining() {
+        let health = Health::new();
+        let dns = health.part("dns64");
+        assert_eq!(health.not_ready(), vec!["dns64".to_owned()]);
+        dns.set(true);
+        assert!(health.not_ready().is_empty());
+        health.start_draining();
+        assert_eq!(health.not_ready(), vec!["draining".to_owned()]);
+    }
+}
