@@ -70,4 +70,8 @@ pub struct RunArgs {
     /// Admin HTTP address (`/healthz`, `/readyz`, `/metrics`); overrides `[admin] listen`.
     #[arg(long)]
     pub admin: Option<SocketAddr>,
+    /// Reload when the config file's content changes (checked every 2 s), as
+    /// on SIGHUP. For a Kubernetes ConfigMap mounted as a directory.
+    #[arg(long, env = "SIXGATE_WATCH_CONFIG")]
+    pub watch_config: bool,
 }

@@ -1,8 +1,8 @@
 //! `sixgate run` (every configured part) and `sixgate <part>` (one of them).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::signal::unix::{signal, SignalKind};
@@ -13,6 +13,9 @@ use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::context::Context;
 use crate::{admin, cmd};
+
+/// How often `--watch-config` looks at the file.
+const WATCH_PERIOD: Duration = Duration::from_secs(2);
 
 /// The long-running parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +47,7 @@ pub fn command(args: &RunArgs, only: Option<Part>) -> anyhow::Result<()> {
         .thread_name("sixgate")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(path, config, args.admin, only))
+    runtime.block_on(run(path, config, args, only))
 }
 
 /// Runs the configured parts (or only `only`) until SIGTERM/SIGINT, or until
@@ -52,14 +55,22 @@ pub fn command(args: &RunArgs, only: Option<Part>) -> anyhow::Result<()> {
 pub async fn run(
     path: PathBuf,
     config: Config,
-    admin_override: Option<SocketAddr>,
+    args: &RunArgs,
     only: Option<Part>,
 ) -> anyhow::Result<()> {
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
+    let config_tx = Arc::new(config_tx);
     let ctx = Context::new(config_rx);
-    let admin_listener = admin::bind(admin_override.unwrap_or(config.admin.listen)).await?;
+    let admin_listener = admin::bind(args.admin.unwrap_or(config.admin.listen)).await?;
     tokio::spawn(admin::serve(admin_listener, ctx.clone()));
-    tokio::spawn(handle_signals(path, config_tx, ctx.clone()));
+    tokio::spawn(handle_signals(
+        path.clone(),
+        Arc::clone(&config_tx),
+        ctx.clone(),
+    ));
+    if args.watch_config {
+        tokio::spawn(watch_file(path, config_tx, ctx.clone()));
+    }
 
     let wanted = |part: Part| only.is_none_or(|only| only == part);
     let mut parts = JoinSet::new();
@@ -110,7 +121,7 @@ async fn named(
 
 /// SIGTERM/SIGINT: not ready, then shut down (a second one exits at once).
 /// SIGHUP: reload the config file; a bad file is logged and the running config kept.
-async fn handle_signals(path: PathBuf, config_tx: watch::Sender<Arc<Config>>, ctx: Context) {
+async fn handle_signals(path: PathBuf, config_tx: Arc<watch::Sender<Arc<Config>>>, ctx: Context) {
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -135,6 +146,24 @@ async fn handle_signals(path: PathBuf, config_tx: watch::Sender<Arc<Config>>, ct
         tracing::info!("shutting down");
         ctx.health.start_draining();
         ctx.shutdown.cancel();
+    }
+}
+
+/// Reloads when the file's bytes change. Content, not mtime: a Kubernetes
+/// ConfigMap update swaps a symlink and keeps old timestamps.
+async fn watch_file(path: PathBuf, config_tx: Arc<watch::Sender<Arc<Config>>>, ctx: Context) {
+    let mut last = std::fs::read(&path).ok();
+    let mut tick = tokio::time::interval(WATCH_PERIOD);
+    loop {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = std::fs::read(&path).ok();
+        if now.is_some() && now != last {
+            last = now;
+            reload(&path, &config_tx);
+        }
     }
 }
 
