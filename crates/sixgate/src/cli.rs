@@ -50,6 +50,8 @@ pub enum Command {
     Node(RunArgs),
     /// IPv6 address planner for many clusters.
     Plan(RunArgs),
+    /// Build the seeds' scenarios in network namespaces, run them, clean up (root).
+    Demo(cmd::demo::Args),
     /// Print the version.
     Version,
 }

@@ -2,6 +2,9 @@
 
 pub mod addr;
 pub mod check;
+#[allow(dead_code)] // TEMPORARY: the steps that use the lab land with the parts
+pub mod demo;
+mod demo_steps;
 pub mod dns64;
 pub mod nat64;
 pub mod node;
@@ -23,6 +26,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Proxy(args) => run::command(&args, Some(run::Part::Proxy)),
         Command::Node(args) => run::command(&args, Some(run::Part::Node)),
         Command::Plan(_) => plan::command(),
+        Command::Demo(args) => demo::command(&args),
         Command::Version => {
             println!("sixgate {}", env!("CARGO_PKG_VERSION"));
             Ok(())
