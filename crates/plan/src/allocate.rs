@@ -18,7 +18,9 @@ const SERVICE_SLOT: u8 = 64;
 /// Never changes a block that `previous` holds for something still in the
 /// plan; refuses (naming the key) when the plan contradicts one of them.
 pub fn allocate(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
-    previous.check().map_err(|e| Invalid::new(format!("lock: {}", e.key), e.reason))?;
+    previous
+        .check()
+        .map_err(|e| Invalid::new(format!("lock: {}", e.key), e.reason))?;
     let mut lock = keep(plan, previous)?;
     check_external(plan, &lock)?;
 
@@ -29,8 +31,12 @@ pub fn allocate(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
         }
         add_members(plan, &mut lock, cluster)?;
     }
-    lock.check()
-        .map_err(|e| Invalid::new(e.key, format!("{} (an allocation bug: please report it)", e.reason)))?;
+    lock.check().map_err(|e| {
+        Invalid::new(
+            e.key,
+            format!("{} (an allocation bug: please report it)", e.reason),
+        )
+    })?;
     Ok(lock)
 }
 
@@ -46,7 +52,9 @@ pub fn is_current(plan: &Plan, lock: &Lock) -> bool {
 #[allow(clippy::too_many_lines)] // one rule after the other
 fn keep(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
     let mut lock = Lock::default();
-    let wk: Prefix = WELL_KNOWN_NAT64.parse().map_err(|e| Invalid::new("nat64", e))?;
+    let wk: Prefix = WELL_KNOWN_NAT64
+        .parse()
+        .map_err(|e| Invalid::new("nat64", e))?;
     for cluster in &plan.clusters {
         let Some(old) = previous.clusters.get(&cluster.name) else {
             continue;
@@ -73,7 +81,12 @@ fn keep(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
                 ));
             }
         }
-        let pods_len = c.nodes.values().map(|n| n.pods.len()).next().unwrap_or(plan.sizes.pods_per_node);
+        let pods_len = c
+            .nodes
+            .values()
+            .map(|n| n.pods.len())
+            .next()
+            .unwrap_or(plan.sizes.pods_per_node);
         if pods_len != plan.sizes.pods_per_node {
             return Err(Invalid::new(
                 "sizes.pods_per_node",
@@ -113,7 +126,9 @@ fn keep(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
         // The NAT64 choice follows the plan.
         match plan.nat64.mode {
             Nat64Mode::WellKnown => c.nat64 = wk,
-            Nat64Mode::PerCluster if c.nat64 == wk => c.nat64 = Prefix::containing(Family::V6, 0, 0),
+            Nat64Mode::PerCluster if c.nat64 == wk => {
+                c.nat64 = Prefix::containing(Family::V6, 0, 0)
+            }
             Nat64Mode::PerCluster => {}
         }
         // Dual-stack blocks follow the stack.
@@ -140,7 +155,10 @@ fn keep(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
         }
         if !c.fixed {
             let site = previous.sites.get(&c.site).copied().ok_or_else(|| {
-                Invalid::new(format!("lock: clusters.{}.site", cluster.name), "the site has no block")
+                Invalid::new(
+                    format!("lock: clusters.{}.site", cluster.name),
+                    "the site has no block",
+                )
             })?;
             lock.sites.insert(c.site.clone(), site);
         }
@@ -178,7 +196,9 @@ fn check_external(plan: &Plan, lock: &Lock) -> Result<(), Invalid> {
         // allocated later avoid it. Anything else held is not.
         let clash = held
             .iter()
-            .filter(|(k, p)| p.overlaps(&e.prefix) && !(k.starts_with("sites.") && p.contains(&e.prefix)))
+            .filter(|(k, p)| {
+                p.overlaps(&e.prefix) && !(k.starts_with("sites.") && p.contains(&e.prefix))
+            })
             .min_by_key(|(_, p)| p.len());
         if let Some((k, p)) = clash {
             return Err(Invalid::new(
@@ -221,7 +241,12 @@ fn new_cluster(plan: &Plan, lock: &mut Lock, cluster: &Cluster) -> Result<Cluste
         let block = first_free(&site, plan.sizes.cluster, &used).ok_or_else(|| {
             Invalid::new(
                 format!("{key}.site"),
-                exhausted(&format!("cluster `{}` in site `{}`", cluster.name, cluster.site), &site, plan.sizes.cluster, &used),
+                exhausted(
+                    &format!("cluster `{}` in site `{}`", cluster.name, cluster.site),
+                    &site,
+                    plan.sizes.cluster,
+                    &used,
+                ),
             )
         })?;
         (block, false)
@@ -268,7 +293,11 @@ fn site_block(plan: &Plan, lock: &mut Lock, site: &str) -> Result<Prefix, Invali
 
 /// Pods first (the largest), then the uplink, then the service slot: each
 /// the lowest free block of the cluster block.
-fn layout(plan: &Plan, cluster: &Cluster, block: &Prefix) -> Result<(Prefix, Prefix, Prefix), Invalid> {
+fn layout(
+    plan: &Plan,
+    cluster: &Cluster,
+    block: &Prefix,
+) -> Result<(Prefix, Prefix, Prefix), Invalid> {
     let try_layout = |pods_len: u8| -> Option<(Prefix, Prefix, Prefix)> {
         let pods = first_free(block, pods_len, &[])?;
         let uplink = first_free(block, plan.sizes.uplink, &[pods])?;
@@ -284,7 +313,10 @@ fn layout(plan: &Plan, cluster: &Cluster, block: &Prefix) -> Result<(Prefix, Pre
         .rev()
         .find(|bits| try_layout(plan.sizes.pods_per_node - bits).is_some());
     let what = match fits {
-        Some(bits) => format!("at most {} nodes fit", crate::space::fmt_count(1u128 << bits)),
+        Some(bits) => format!(
+            "at most {} nodes fit",
+            crate::space::fmt_count(1u128 << bits)
+        ),
         None => "not even one node fits".to_owned(),
     };
     Err(Invalid::new(
@@ -311,23 +343,44 @@ fn new_nat64(plan: &Plan, lock: &Lock, name: &str) -> Result<Prefix, Invalid> {
                 .map(|(_, c)| c.nat64)
                 .collect();
             first_free(&parent, 96, &used).ok_or_else(|| {
-                Invalid::new("nat64.prefix", exhausted(&format!("the NAT64 prefix of cluster `{name}`"), &parent, 96, &used))
+                Invalid::new(
+                    "nat64.prefix",
+                    exhausted(
+                        &format!("the NAT64 prefix of cluster `{name}`"),
+                        &parent,
+                        96,
+                        &used,
+                    ),
+                )
             })
         }
     }
 }
 
 /// The first free block of `len` in any of `pools`.
-fn from_pools(key: &str, what: &str, pools: &[Prefix], len: u8, used: &[Prefix]) -> Result<Prefix, Invalid> {
+fn from_pools(
+    key: &str,
+    what: &str,
+    pools: &[Prefix],
+    len: u8,
+    used: &[Prefix],
+) -> Result<Prefix, Invalid> {
     for pool in pools {
         if let Some(p) = first_free(pool, len, used) {
             return Ok(p);
         }
     }
-    let reasons: Vec<String> = pools.iter().map(|pool| exhausted(what, pool, len, used)).collect();
+    let reasons: Vec<String> = pools
+        .iter()
+        .map(|pool| exhausted(what, pool, len, used))
+        .collect();
     Err(Invalid::new(
         key,
-        if reasons.is_empty() { format!("no blocks listed for {what}") } else { reasons.join("; ") },
+        if reasons.is_empty() {
+            format!("no blocks listed for {what}")
+        } else {
+            reasons.join("; ")
+        },
     ))
 }
 
@@ -343,12 +396,24 @@ fn add_members(plan: &Plan, lock: &mut Lock, cluster: &Cluster) -> Result<(), In
         let held = &lock.clusters[&cluster.name];
         let (mut pods, mut services) = (held.ipv4_pods, held.ipv4_services);
         if pods.is_none() {
-            let p = from_pools("ipv4.pods", &format!("the IPv4 pods of cluster `{}`", cluster.name), &plan.ipv4.pods, plan.sizes.ipv4_pods, &used)?;
+            let p = from_pools(
+                "ipv4.pods",
+                &format!("the IPv4 pods of cluster `{}`", cluster.name),
+                &plan.ipv4.pods,
+                plan.sizes.ipv4_pods,
+                &used,
+            )?;
             used.push(p);
             pods = Some(p);
         }
         if services.is_none() {
-            services = Some(from_pools("ipv4.services", &format!("the IPv4 services of cluster `{}`", cluster.name), &plan.ipv4.services, plan.sizes.ipv4_services, &used)?);
+            services = Some(from_pools(
+                "ipv4.services",
+                &format!("the IPv4 services of cluster `{}`", cluster.name),
+                &plan.ipv4.services,
+                plan.sizes.ipv4_services,
+                &used,
+            )?);
         }
         if let Some(c) = lock.clusters.get_mut(&cluster.name) {
             c.ipv4_pods = pods;
@@ -373,7 +438,10 @@ fn add_members(plan: &Plan, lock: &mut Lock, cluster: &Cluster) -> Result<(), In
         let mut offset = FIRST_HOST;
         loop {
             let Some(a) = uplink.nth(offset) else {
-                return Err(Invalid::new(key, format!("the uplink {uplink} has no free address left")));
+                return Err(Invalid::new(
+                    key,
+                    format!("the uplink {uplink} has no free address left"),
+                ));
             };
             if hosts.insert(a) {
                 return Ok(Ipv6Addr::from(a));
@@ -388,7 +456,15 @@ fn add_members(plan: &Plan, lock: &mut Lock, cluster: &Cluster) -> Result<(), In
         let key = format!("{}.nodes[{i}]", cluster.key);
         let used: Vec<Prefix> = c.nodes.values().map(|n| n.pods).collect();
         let pods = first_free(&c.pods, plan.sizes.pods_per_node, &used).ok_or_else(|| {
-            Invalid::new(key.clone(), exhausted(&format!("the pods of node `{node}`"), &c.pods, plan.sizes.pods_per_node, &used))
+            Invalid::new(
+                key.clone(),
+                exhausted(
+                    &format!("the pods of node `{node}`"),
+                    &c.pods,
+                    plan.sizes.pods_per_node,
+                    &used,
+                ),
+            )
         })?;
         let address = next_host(&c.uplink, key)?;
         c.nodes.insert(node.clone(), NodeAlloc { pods, address });
@@ -400,14 +476,18 @@ fn add_members(plan: &Plan, lock: &mut Lock, cluster: &Cluster) -> Result<(), In
         let key = format!("{}.gateways[{i}]", cluster.key);
         let pool4 = from_pools(
             "nat64.pool4",
-            &format!("the pool4 slice of gateway `{gw}` of cluster `{}`", cluster.name),
+            &format!(
+                "the pool4 slice of gateway `{gw}` of cluster `{}`",
+                cluster.name
+            ),
             &plan.nat64.pool4,
             plan.nat64.pool4_per_gateway,
             &pool4_used,
         )?;
         pool4_used.push(pool4);
         let address = next_host(&c.uplink, key)?;
-        c.gateways.insert(gw.clone(), GatewayAlloc { address, pool4 });
+        c.gateways
+            .insert(gw.clone(), GatewayAlloc { address, pool4 });
     }
     Ok(())
 }
@@ -477,7 +557,11 @@ stack = "dual"
     fn removing_a_cluster_frees_without_shifting() {
         let p = plan(PLAN);
         let lock = allocate(&p, &Lock::default()).unwrap();
-        let without_a = plan(&PLAN.replace("name = \"a\"", "name = \"c\"").replace("nodes = [\"n1\", \"n2\"]\ngateways = [\"gw1\"]\n", ""));
+        let without_a = plan(
+            &PLAN
+                .replace("name = \"a\"", "name = \"c\"")
+                .replace("nodes = [\"n1\", \"n2\"]\ngateways = [\"gw1\"]\n", ""),
+        );
         let after = allocate(&without_a, &lock).unwrap();
         assert_eq!(after.clusters["b"], lock.clusters["b"]);
         // `c` takes the block `a` freed, the lowest free one.
@@ -491,12 +575,20 @@ stack = "dual"
         let bigger = plan(&PLAN.replace("max_nodes = 100", "max_nodes = 200"));
         let e = allocate(&bigger, &lock).unwrap_err();
         assert_eq!(e.key, "clusters[0].max_nodes");
-        assert!(e.reason.contains("holds 2001:db8:101::/57 in the lock file, enough for 128"), "{e}");
+        assert!(
+            e.reason
+                .contains("holds 2001:db8:101::/57 in the lock file, enough for 128"),
+            "{e}"
+        );
     }
 
     #[test]
     fn too_many_nodes_for_the_block_says_what_fits() {
-        let e = allocate(&plan(&PLAN.replace("max_nodes = 100", "max_nodes = 256")), &Lock::default()).unwrap_err();
+        let e = allocate(
+            &plan(&PLAN.replace("max_nodes = 100", "max_nodes = 256")),
+            &Lock::default(),
+        )
+        .unwrap_err();
         assert_eq!(e.key, "clusters[0].max_nodes");
         assert!(e.reason.contains("at most 128 nodes fit"), "{e}");
     }
@@ -505,18 +597,29 @@ stack = "dual"
     fn a_new_external_network_over_a_held_block_is_refused() {
         let p = plan(PLAN);
         let lock = allocate(&p, &Lock::default()).unwrap();
-        let text = format!("{PLAN}\n[[external]]\nname = \"vpn\"\nprefix = \"2001:db8:101:80::/64\"\n");
+        let text =
+            format!("{PLAN}\n[[external]]\nname = \"vpn\"\nprefix = \"2001:db8:101:80::/64\"\n");
         let e = allocate(&plan(&text), &lock).unwrap_err();
         assert_eq!(e.key, "external[1].prefix");
-        assert!(e.reason.contains("overlaps clusters.a.block = 2001:db8:101::/56"), "{e}");
+        assert!(
+            e.reason
+                .contains("overlaps clusters.a.block = 2001:db8:101::/56"),
+            "{e}"
+        );
     }
 
     #[test]
     fn running_out_of_pool4_says_what_would_fit() {
-        let text = PLAN.replace("pool4_per_gateway = 28", "pool4_per_gateway = 24").replace("gateways = [\"gw1\"]", "gateways = [\"gw1\", \"gw2\"]");
+        let text = PLAN
+            .replace("pool4_per_gateway = 28", "pool4_per_gateway = 24")
+            .replace("gateways = [\"gw1\"]", "gateways = [\"gw1\", \"gw2\"]");
         let e = allocate(&plan(&text), &Lock::default()).unwrap_err();
         assert_eq!(e.key, "nat64.pool4");
-        assert!(e.reason.starts_with("no free /24 left for the pool4 slice of gateway `gw2`"), "{e}");
+        assert!(
+            e.reason
+                .starts_with("no free /24 left for the pool4 slice of gateway `gw2`"),
+            "{e}"
+        );
         assert!(e.reason.contains("nothing is left there"), "{e}");
     }
 }

@@ -148,7 +148,10 @@ impl Lock {
         if raw.version != VERSION {
             return Err(Invalid::new(
                 "version",
-                format!("lock file version {} is not supported (this sixgate writes version {VERSION})", raw.version),
+                format!(
+                    "lock file version {} is not supported (this sixgate writes version {VERSION})",
+                    raw.version
+                ),
             ));
         }
         let mut lock = Lock::default();
@@ -218,8 +221,12 @@ impl Lock {
         for (name, p) in &self.sites {
             top.push((format!("sites.{name}"), *p));
         }
-        let wk: Prefix = WELL_KNOWN_NAT64.parse().map_err(|e| Invalid::new("nat64", e))?;
-        let local: Prefix = LOCAL_USE_NAT64.parse().map_err(|e| Invalid::new("nat64", e))?;
+        let wk: Prefix = WELL_KNOWN_NAT64
+            .parse()
+            .map_err(|e| Invalid::new("nat64", e))?;
+        let local: Prefix = LOCAL_USE_NAT64
+            .parse()
+            .map_err(|e| Invalid::new("nat64", e))?;
         let mut cluster_blocks = Vec::new();
         let mut nat64 = Vec::new();
         let mut ipv4 = Vec::new();
@@ -230,7 +237,12 @@ impl Lock {
             match (site, c.fixed) {
                 // A fixed block may lie inside its own site's block.
                 (Some(site), _) if site.contains(&c.block) => {}
-                (Some(site), false) => inside(&format!("{key}.block"), &c.block, &format!("sites.{}", c.site), site)?,
+                (Some(site), false) => inside(
+                    &format!("{key}.block"),
+                    &c.block,
+                    &format!("sites.{}", c.site),
+                    site,
+                )?,
                 (None, false) => {
                     return Err(Invalid::new(
                         format!("{key}.site"),
@@ -242,7 +254,11 @@ impl Lock {
             cluster_blocks.push((format!("{key}.block"), c.block));
             let block_key = format!("{key}.block");
             let mut parts = Vec::new();
-            for (what, p) in [("pods", c.pods), ("uplink", c.uplink), ("services", c.services)] {
+            for (what, p) in [
+                ("pods", c.pods),
+                ("uplink", c.uplink),
+                ("services", c.services),
+            ] {
                 let k = format!("{key}.{what}");
                 inside(&k, &p, &block_key, &c.block)?;
                 parts.push((k, p));
@@ -252,7 +268,12 @@ impl Lock {
             let mut hosts: Vec<(String, Prefix)> = Vec::new();
             for (n, node) in &c.nodes {
                 let k = format!("{key}.nodes.{}", quote_key(n));
-                inside(&format!("{k}.pods"), &node.pods, &format!("{key}.pods"), &c.pods)?;
+                inside(
+                    &format!("{k}.pods"),
+                    &node.pods,
+                    &format!("{key}.pods"),
+                    &c.pods,
+                )?;
                 node_pods.push((format!("{k}.pods"), node.pods));
                 hosts.push((format!("{k}.address"), host(node.address)));
             }
@@ -269,9 +290,17 @@ impl Lock {
             if c.nat64 == wk {
                 // Shared by every cluster that uses it.
             } else {
-                inside(&format!("{key}.nat64"), &c.nat64, "the local-use NAT64 block", &local)?;
+                inside(
+                    &format!("{key}.nat64"),
+                    &c.nat64,
+                    "the local-use NAT64 block",
+                    &local,
+                )?;
                 if c.nat64.len() != 96 {
-                    return Err(Invalid::new(format!("{key}.nat64"), format!("{} is not a /96", c.nat64)));
+                    return Err(Invalid::new(
+                        format!("{key}.nat64"),
+                        format!("{} is not a /96", c.nat64),
+                    ));
                 }
                 nat64.push((format!("{key}.nat64"), c.nat64));
             }
@@ -442,9 +471,15 @@ gw = { address = "2001:db8:100:80::11", pool4 = "198.51.100.0/30" }
 
     #[test]
     fn a_block_moved_outside_its_parent_is_refused() {
-        let text = LOCK.replace("pods = \"2001:db8:100::/57\"", "pods = \"2001:db8:200::/57\"");
+        let text = LOCK.replace(
+            "pods = \"2001:db8:100::/57\"",
+            "pods = \"2001:db8:200::/57\"",
+        );
         let e = Lock::parse(&text).unwrap_err().to_string();
-        assert_eq!(e, "clusters.a.pods: 2001:db8:200::/57 is not inside clusters.a.block = 2001:db8:100::/56");
+        assert_eq!(
+            e,
+            "clusters.a.pods: 2001:db8:200::/57 is not inside clusters.a.block = 2001:db8:100::/56"
+        );
     }
 
     #[test]
@@ -458,7 +493,12 @@ gw = { address = "2001:db8:100:80::11", pool4 = "198.51.100.0/30" }
     fn unknown_version_and_keys_are_refused() {
         let e = Lock::parse(&LOCK.replace("version = 1", "version = 7")).unwrap_err();
         assert_eq!(e.key, "version");
-        let e = Lock::parse(&LOCK.replace("fixed", "x").replace("site = \"zrh\"", "site = \"zrh\"\ncolour = 1")).unwrap_err();
+        let e = Lock::parse(
+            &LOCK
+                .replace("fixed", "x")
+                .replace("site = \"zrh\"", "site = \"zrh\"\ncolour = 1"),
+        )
+        .unwrap_err();
         assert_eq!(e.key, "clusters.a.colour");
     }
 

@@ -264,7 +264,10 @@ fn toml_location(text: &str, err: &toml::de::Error) -> String {
         .map(|span| {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
-            let column = before.rfind('\n').map_or(before.len(), |nl| before.len() - nl - 1) + 1;
+            let column = before
+                .rfind('\n')
+                .map_or(before.len(), |nl| before.len() - nl - 1)
+                + 1;
             format!(" (line {line}, column {column})")
         })
         .unwrap_or_default()
@@ -276,11 +279,7 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let key = err.path().to_string();
         let inner = err.into_inner();
-        let reason = format!(
-            "{}{}",
-            inner.message().trim(),
-            toml_location(text, &inner)
-        );
+        let reason = format!("{}{}", inner.message().trim(), toml_location(text, &inner));
         Invalid::new(if key == "." { "(top level)" } else { &key }, reason)
     })
 }
@@ -313,7 +312,9 @@ pub(crate) fn check_label(key: &str, name: &str) -> Result<(), Invalid> {
     } else {
         Err(Invalid::new(
             key,
-            format!("`{name}` is not a DNS label: use 1 to 63 of a-z, 0-9 and `-`, not at either end"),
+            format!(
+                "`{name}` is not a DNS label: use 1 to 63 of a-z, 0-9 and `-`, not at either end"
+            ),
         ))
     }
 }
@@ -342,12 +343,21 @@ fn check_zone(key: &str, zone: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn size(key: &str, value: Option<u8>, default: u8, range: (u8, u8), why: &str) -> Result<u8, Invalid> {
+fn size(
+    key: &str,
+    value: Option<u8>,
+    default: u8,
+    range: (u8, u8),
+    why: &str,
+) -> Result<u8, Invalid> {
     let v = value.unwrap_or(default);
     if v < range.0 || v > range.1 {
         return Err(Invalid::new(
             key,
-            format!("/{v} is out of range: use /{} to /{} ({why})", range.0, range.1),
+            format!(
+                "/{v} is out of range: use /{} to /{} ({why})",
+                range.0, range.1
+            ),
         ));
     }
     Ok(v)
@@ -365,13 +375,55 @@ impl Plan {
         let d = Sizes::default();
         let s = &raw.sizes;
         let sizes = Sizes {
-            site: size("sizes.site", s.site, d.site, (16, 64), "a site block holds clusters")?,
-            cluster: size("sizes.cluster", s.cluster, d.cluster, (16, 63), "a cluster block holds its pod, uplink and service prefixes")?,
-            pods_per_node: size("sizes.pods_per_node", s.pods_per_node, d.pods_per_node, (64, 112), "/64 per node, or /80 where a Docker bridge wants it")?,
-            services: size("sizes.services", s.services, d.services, (108, 120), "/108 is the largest service prefix kubeadm accepts")?,
-            uplink: size("sizes.uplink", s.uplink, d.uplink, (48, 64), "the node prefix of the hosts' uplink")?,
-            ipv4_pods: size("sizes.ipv4_pods", s.ipv4_pods, d.ipv4_pods, (8, 28), "IPv4 pod block of a dual-stack cluster")?,
-            ipv4_services: size("sizes.ipv4_services", s.ipv4_services, d.ipv4_services, (12, 28), "kube-apiserver accepts at most a /12 of IPv4 services")?,
+            site: size(
+                "sizes.site",
+                s.site,
+                d.site,
+                (16, 64),
+                "a site block holds clusters",
+            )?,
+            cluster: size(
+                "sizes.cluster",
+                s.cluster,
+                d.cluster,
+                (16, 63),
+                "a cluster block holds its pod, uplink and service prefixes",
+            )?,
+            pods_per_node: size(
+                "sizes.pods_per_node",
+                s.pods_per_node,
+                d.pods_per_node,
+                (64, 112),
+                "/64 per node, or /80 where a Docker bridge wants it",
+            )?,
+            services: size(
+                "sizes.services",
+                s.services,
+                d.services,
+                (108, 120),
+                "/108 is the largest service prefix kubeadm accepts",
+            )?,
+            uplink: size(
+                "sizes.uplink",
+                s.uplink,
+                d.uplink,
+                (48, 64),
+                "the node prefix of the hosts' uplink",
+            )?,
+            ipv4_pods: size(
+                "sizes.ipv4_pods",
+                s.ipv4_pods,
+                d.ipv4_pods,
+                (8, 28),
+                "IPv4 pod block of a dual-stack cluster",
+            )?,
+            ipv4_services: size(
+                "sizes.ipv4_services",
+                s.ipv4_services,
+                d.ipv4_services,
+                (12, 28),
+                "kube-apiserver accepts at most a /12 of IPv4 services",
+            )?,
         };
         if sizes.cluster < sizes.site {
             return Err(Invalid::new(
@@ -393,7 +445,10 @@ impl Plan {
         }
 
         if raw.prefixes.is_empty() {
-            return Err(Invalid::new("prefixes", "list at least one IPv6 prefix of the organisation"));
+            return Err(Invalid::new(
+                "prefixes",
+                "list at least one IPv6 prefix of the organisation",
+            ));
         }
         let prefixes = prefix_list("prefixes", &raw.prefixes, Family::V6)?;
         for (i, p) in prefixes.iter().enumerate() {
@@ -446,7 +501,13 @@ impl Plan {
         let nat64 = Nat64 {
             mode,
             pool4,
-            pool4_per_gateway: size("nat64.pool4_per_gateway", raw.nat64.pool4_per_gateway, 30, (16, 32), "the IPv4 slice of one gateway")?,
+            pool4_per_gateway: size(
+                "nat64.pool4_per_gateway",
+                raw.nat64.pool4_per_gateway,
+                30,
+                (16, 32),
+                "the IPv4 slice of one gateway",
+            )?,
         };
         let ipv4 = Ipv4Pools {
             pods: prefix_list("ipv4.pods", &raw.ipv4.pods, Family::V4)?,
@@ -456,7 +517,10 @@ impl Plan {
         check_disjoint("ipv4.services", &ipv4.services)?;
         for (i, p) in ipv4.services.iter().enumerate() {
             if let Some(q) = ipv4.pods.iter().find(|q| q.overlaps(p)) {
-                return Err(Invalid::new(format!("ipv4.services[{i}]"), format!("{p} overlaps the IPv4 pod block {q}")));
+                return Err(Invalid::new(
+                    format!("ipv4.services[{i}]"),
+                    format!("{p} overlaps the IPv4 pod block {q}"),
+                ));
             }
         }
 
@@ -465,38 +529,41 @@ impl Plan {
         for (i, e) in raw.external.iter().enumerate() {
             let key = format!("external[{i}]");
             if e.name.trim().is_empty() {
-                return Err(Invalid::new(format!("{key}.name"), "name the external network"));
+                return Err(Invalid::new(
+                    format!("{key}.name"),
+                    "name the external network",
+                ));
             }
             if !external_names.insert(e.name.clone()) {
-                return Err(Invalid::new(format!("{key}.name"), format!("`{}` is named twice", e.name)));
+                return Err(Invalid::new(
+                    format!("{key}.name"),
+                    format!("`{}` is named twice", e.name),
+                ));
             }
             let p: Prefix = e
                 .prefix
                 .parse()
                 .map_err(|err| Invalid::new(format!("{key}.prefix"), err))?;
-            external.push(External { name: e.name.clone(), prefix: p });
+            external.push(External {
+                name: e.name.clone(),
+                prefix: p,
+            });
         }
-        // An external network may sit inside an organisation prefix (that
-        // is what reserving it is for); it must not overlap the IPv4 pools.
+        // An external network may sit inside an organisation prefix or an
+        // IPv4 pool: that reserves it, and allocation goes around it. One
+        // that covers a whole block leaves nothing to plan there.
         for (i, e) in external.iter().enumerate() {
             let key = format!("external[{i}].prefix");
             for (what, list) in [
+                ("prefixes", &prefixes),
                 ("nat64.pool4", &nat64.pool4),
                 ("ipv4.pods", &ipv4.pods),
                 ("ipv4.services", &ipv4.services),
             ] {
-                if let Some((j, q)) = list.iter().enumerate().find(|(_, q)| q.overlaps(&e.prefix)) {
+                if let Some((j, q)) = list.iter().enumerate().find(|(_, q)| e.prefix.contains(q)) {
                     return Err(Invalid::new(
                         key,
-                        format!("{} ({}) overlaps {what}[{j}] = {q}", e.prefix, e.name),
-                    ));
-                }
-            }
-            if e.prefix.family() == Family::V6 {
-                if let Some(p) = prefixes.iter().find(|p| e.prefix.contains(p)) {
-                    return Err(Invalid::new(
-                        key,
-                        format!("{} ({}) covers the whole organisation prefix {p}: nothing would be left to plan", e.prefix, e.name),
+                        format!("{} ({}) covers all of {what}[{j}] = {q}: nothing would be left to plan there", e.prefix, e.name),
                     ));
                 }
             }
@@ -514,11 +581,18 @@ impl Plan {
                         format!("`{}` is not an IP address", r.address),
                     )
                 })?;
-                routers.push(Router { address, as_number: r.as_number });
+                routers.push(Router {
+                    address,
+                    as_number: r.as_number,
+                });
             }
             sites.insert(
                 name.clone(),
-                Site { name: name.clone(), as_number: site.as_number, routers },
+                Site {
+                    name: name.clone(),
+                    as_number: site.as_number,
+                    routers,
+                },
             );
         }
 
@@ -528,7 +602,10 @@ impl Plan {
             let key = format!("clusters[{i}]");
             check_label(&format!("{key}.name"), &c.name)?;
             if !names.insert(c.name.clone()) {
-                return Err(Invalid::new(format!("{key}.name"), format!("cluster `{}` is planned twice", c.name)));
+                return Err(Invalid::new(
+                    format!("{key}.name"),
+                    format!("cluster `{}` is planned twice", c.name),
+                ));
             }
             check_label(&format!("{key}.site"), &c.site)?;
             sites.entry(c.site.clone()).or_insert_with(|| Site {
@@ -552,10 +629,19 @@ impl Plan {
                 ));
             }
             if c.max_nodes == 0 {
-                return Err(Invalid::new(format!("{key}.max_nodes"), "a cluster has at least one node"));
+                return Err(Invalid::new(
+                    format!("{key}.max_nodes"),
+                    "a cluster has at least one node",
+                ));
             }
             if c.max_nodes > 1 << 20 {
-                return Err(Invalid::new(format!("{key}.max_nodes"), format!("{} nodes is more than Kubernetes supports (at most 1048576 here)", c.max_nodes)));
+                return Err(Invalid::new(
+                    format!("{key}.max_nodes"),
+                    format!(
+                        "{} nodes is more than Kubernetes supports (at most 1048576 here)",
+                        c.max_nodes
+                    ),
+                ));
             }
             let mut seen = BTreeSet::new();
             for (j, n) in c.nodes.iter().enumerate() {
@@ -568,7 +654,11 @@ impl Plan {
             if c.nodes.len() > usize::try_from(c.max_nodes).unwrap_or(usize::MAX) {
                 return Err(Invalid::new(
                     format!("{key}.nodes"),
-                    format!("{} nodes are listed but max_nodes is {}", c.nodes.len(), c.max_nodes),
+                    format!(
+                        "{} nodes are listed but max_nodes is {}",
+                        c.nodes.len(),
+                        c.max_nodes
+                    ),
                 ));
             }
             let mut seen = BTreeSet::new();
@@ -597,7 +687,10 @@ impl Plan {
                     if let Some(e) = external.iter().find(|e| e.prefix.overlaps(&p)) {
                         return Err(Invalid::new(
                             format!("{key}.prefix"),
-                            format!("{p} overlaps the external network {} ({})", e.name, e.prefix),
+                            format!(
+                                "{p} overlaps the external network {} ({})",
+                                e.name, e.prefix
+                            ),
                         ));
                     }
                     Some(p)
@@ -652,7 +745,8 @@ impl Plan {
             Nat64Mode::PerCluster => LOCAL_USE_NAT64,
         };
         // Both constants are valid prefixes (see the tests).
-        text.parse().unwrap_or_else(|_| Prefix::containing(Family::V6, 0, 128))
+        text.parse()
+            .unwrap_or_else(|_| Prefix::containing(Family::V6, 0, 128))
     }
 }
 
@@ -660,7 +754,10 @@ fn check_disjoint(key: &str, list: &[Prefix]) -> Result<(), Invalid> {
     for (i, p) in list.iter().enumerate() {
         for (j, q) in list.iter().enumerate().take(i) {
             if p.overlaps(q) {
-                return Err(Invalid::new(format!("{key}[{i}]"), format!("{p} overlaps {key}[{j}] = {q}")));
+                return Err(Invalid::new(
+                    format!("{key}[{i}]"),
+                    format!("{p} overlaps {key}[{j}] = {q}"),
+                ));
             }
         }
     }
@@ -686,7 +783,13 @@ mod tests {
     #[test]
     fn minimal_plan_takes_the_defaults() {
         let plan = Plan::parse(MINIMAL).unwrap();
-        assert_eq!(plan.sizes, Sizes { pods_per_node: 64, ..Sizes::default() });
+        assert_eq!(
+            plan.sizes,
+            Sizes {
+                pods_per_node: 64,
+                ..Sizes::default()
+            }
+        );
         assert_eq!(plan.nat64.mode, Nat64Mode::WellKnown);
         assert!(plan.clusters.is_empty());
     }
@@ -694,19 +797,28 @@ mod tests {
     #[test]
     fn malformed_prefix_names_the_key() {
         let e = err("prefixes = [\"2001:db8::/40\", \"2001:db8:zz::/48\"]\ndns_zone = \"x.net\"\n");
-        assert_eq!(e, "prefixes[1]: `2001:db8:zz::` is not an IPv4 or IPv6 address");
+        assert_eq!(
+            e,
+            "prefixes[1]: `2001:db8:zz::` is not an IPv4 or IPv6 address"
+        );
     }
 
     #[test]
     fn a_64_cannot_hold_56_clusters() {
         let e = err("prefixes = [\"2001:db8::/64\"]\ndns_zone = \"x.net\"\n");
-        assert!(e.starts_with("prefixes[0]: 2001:db8::/64 cannot hold /56 cluster blocks"), "{e}");
+        assert!(
+            e.starts_with("prefixes[0]: 2001:db8::/64 cannot hold /56 cluster blocks"),
+            "{e}"
+        );
     }
 
     #[test]
     fn overlapping_organisation_prefixes_are_refused() {
         let e = err("prefixes = [\"2001:db8::/40\", \"2001:db8:10::/48\"]\ndns_zone = \"x.net\"\n");
-        assert_eq!(e, "prefixes[1]: 2001:db8:10::/48 overlaps prefixes[0] = 2001:db8::/40");
+        assert_eq!(
+            e,
+            "prefixes[1]: 2001:db8:10::/48 overlaps prefixes[0] = 2001:db8::/40"
+        );
     }
 
     #[test]
@@ -721,14 +833,27 @@ mod tests {
         let e = err(&format!(
             "{MINIMAL}[[clusters]]\nname = \"a\"\nsite = \"s\"\nmax_nodes = 3\nstack = \"dual\"\n"
         ));
-        assert!(e.starts_with("clusters[0].stack: cluster `a` is dual-stack"), "{e}");
+        assert!(
+            e.starts_with("clusters[0].stack: cluster `a` is dual-stack"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_names_and_stacks_are_refused() {
-        let e = err(&format!("{MINIMAL}[[clusters]]\nname = \"A_b\"\nsite = \"s\"\nmax_nodes = 3\n"));
-        assert!(e.starts_with("clusters[0].name: `A_b` is not a DNS label"), "{e}");
-        let e = err(&format!("{MINIMAL}[[clusters]]\nname = \"a\"\nsite = \"s\"\nmax_nodes = 3\nstack = \"ipv4\"\n"));
-        assert!(e.starts_with("clusters[0].stack: `ipv4` is not a stack"), "{e}");
+        let e = err(&format!(
+            "{MINIMAL}[[clusters]]\nname = \"A_b\"\nsite = \"s\"\nmax_nodes = 3\n"
+        ));
+        assert!(
+            e.starts_with("clusters[0].name: `A_b` is not a DNS label"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{MINIMAL}[[clusters]]\nname = \"a\"\nsite = \"s\"\nmax_nodes = 3\nstack = \"ipv4\"\n"
+        ));
+        assert!(
+            e.starts_with("clusters[0].stack: `ipv4` is not a stack"),
+            "{e}"
+        );
     }
 }

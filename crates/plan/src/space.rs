@@ -7,12 +7,7 @@ fn used_ranges(parent: &Prefix, used: &[Prefix]) -> Vec<(u128, u128)> {
     let mut ranges: Vec<(u128, u128)> = used
         .iter()
         .filter(|u| u.overlaps(parent))
-        .map(|u| {
-            (
-                u.start().max(parent.start()),
-                u.last().min(parent.last()),
-            )
-        })
+        .map(|u| (u.start().max(parent.start()), u.last().min(parent.last())))
         .collect();
     ranges.sort_unstable();
     ranges
