@@ -49,7 +49,7 @@ pub enum Command {
     /// Node rules with nftables.
     Node(RunArgs),
     /// IPv6 address planner for many clusters.
-    Plan(RunArgs),
+    Plan(cmd::plan::Args),
     /// Print the version.
     Version,
 }
