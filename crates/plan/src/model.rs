@@ -31,6 +31,7 @@ pub struct Plan {
     pub nat64: Nat64,
     pub ipv4: Ipv4Pools,
     pub external: Vec<External>,
+    pub gateway: GatewayHost,
     /// Sites by name: those described under `[sites]` and those that
     /// clusters name.
     pub sites: BTreeMap<String, Site>,
@@ -97,6 +98,15 @@ pub struct Nat64 {
 pub struct Ipv4Pools {
     pub pods: Vec<Prefix>,
     pub services: Vec<Prefix>,
+}
+
+/// How the gateway hosts are set up: what their sixgate configs name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayHost {
+    /// The uplink interface of a gateway host.
+    pub interface: String,
+    /// The TUN device of sixgate nat64 on it.
+    pub tun: String,
 }
 
 /// A network the plan must never overlap.
@@ -180,6 +190,8 @@ struct RawPlan {
     #[serde(default)]
     external: Vec<RawExternal>,
     #[serde(default)]
+    gateway: RawGatewayHost,
+    #[serde(default)]
     sites: BTreeMap<String, RawSite>,
     #[serde(default)]
     clusters: Vec<RawCluster>,
@@ -213,6 +225,13 @@ struct RawIpv4 {
     pods: Vec<String>,
     #[serde(default)]
     services: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGatewayHost {
+    interface: Option<String>,
+    tun: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -569,6 +588,14 @@ impl Plan {
             }
         }
 
+        let gateway = GatewayHost {
+            interface: interface_name(
+                "gateway.interface",
+                raw.gateway.interface.as_deref().unwrap_or("eth0"),
+            )?,
+            tun: interface_name("gateway.tun", raw.gateway.tun.as_deref().unwrap_or("nat64"))?,
+        };
+
         let mut sites = BTreeMap::new();
         for (name, site) in &raw.sites {
             let key = format!("sites.{name}");
@@ -727,6 +754,7 @@ impl Plan {
             nat64,
             ipv4,
             external,
+            gateway,
             sites,
             clusters,
         })
@@ -747,6 +775,25 @@ impl Plan {
         // Both constants are valid prefixes (see the tests).
         text.parse()
             .unwrap_or_else(|_| Prefix::containing(Family::V6, 0, 128))
+    }
+}
+
+/// A Linux interface name: 1 to 15 bytes, no `/`, whitespace or `:`.
+fn interface_name(key: &str, name: &str) -> Result<String, Invalid> {
+    let ok = !name.is_empty()
+        && name.len() <= 15
+        && name != "."
+        && name != ".."
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace() || b.is_ascii_control());
+    if ok {
+        Ok(name.to_owned())
+    } else {
+        Err(Invalid::new(
+            key,
+            format!("`{name}` is not an interface name: 1 to 15 bytes without `/`, `:` or spaces"),
+        ))
     }
 }
 

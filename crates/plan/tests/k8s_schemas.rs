@@ -19,7 +19,9 @@ static VENV_LOCK: Mutex<()> = Mutex::new(());
 
 /// A venv with kubernetes-validate (and its jsonschema and PyYAML).
 fn venv_python() -> PathBuf {
-    let _guard = VENV_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _guard = VENV_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plan-venv");
     let python = venv.join("bin/python");
     let ready = || {
@@ -34,13 +36,25 @@ fn venv_python() -> PathBuf {
             .arg(&venv)
             .status()
             .expect("python3 is needed to validate the rendered Kubernetes objects");
-        assert!(status.success(), "python3 -m venv {} failed", venv.display());
+        assert!(
+            status.success(),
+            "python3 -m venv {} failed",
+            venv.display()
+        );
         let status = Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check", "kubernetes-validate"])
+            .args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "kubernetes-validate",
+            ])
             .status()
             .expect("pip in the venv");
         assert!(status.success(), "pip install kubernetes-validate failed");
-        assert!(ready(), "kubernetes-validate is not importable after installing it");
+        assert!(
+            ready(),
+            "kubernetes-validate is not importable after installing it"
+        );
     }
     python
 }
@@ -53,12 +67,17 @@ fn validate(files: &[PathBuf]) -> (bool, String) {
         .args(files)
         .output()
         .expect("run validate_k8s.py");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
 fn out_dir(tag: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("plan-{tag}-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("plan-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -107,10 +126,26 @@ fn the_validator_refuses_broken_objects() {
     let dir = out_dir("k8s-broken");
     let files = rendered(&dir, ".yaml");
     let breakages = [
-        ("prod-zrh/calico-ippools.yaml", "natOutgoing:", "natOutgoin:"),
-        ("prod-zrh/calico-ippools.yaml", "ipipMode: Never", "ipipMode: Sometimes"),
-        ("prod-zrh/calico-bgp.yaml", "nodeToNodeMeshEnabled: true", "nodeToNodeMeshEnabled: \"yes\""),
-        ("prod-zrh/calico-bgp.yaml", "keepOriginalNextHop:", "keepNextHop:"),
+        (
+            "prod-zrh/calico-ippools.yaml",
+            "natOutgoing:",
+            "natOutgoin:",
+        ),
+        (
+            "prod-zrh/calico-ippools.yaml",
+            "ipipMode: Never",
+            "ipipMode: Sometimes",
+        ),
+        (
+            "prod-zrh/calico-bgp.yaml",
+            "nodeToNodeMeshEnabled: true",
+            "nodeToNodeMeshEnabled: \"yes\"",
+        ),
+        (
+            "prod-zrh/calico-bgp.yaml",
+            "keepOriginalNextHop:",
+            "keepNextHop:",
+        ),
         ("prod-zrh/networkpolicy.yaml", "ipBlock:", "ipBlocks:"),
         ("prod-zrh/kubeadm.yaml", "podSubnet:", "podSubnets:"),
         ("prod-zrh/kubeadm.yaml", "clusterDNS:", "clusterDns:"),
@@ -149,8 +184,15 @@ fn delegation_records_load_into_the_parent_zone() {
         .arg(&path)
         .output()
         .expect("named-checkzone (Debian bind9-utils) is needed");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "named-checkzone refused:\n{zone}\n{text}");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "named-checkzone refused:\n{zone}\n{text}"
+    );
     // Three delegations, each with its glue.
     let dump = Command::new("named-compilezone")
         .args(["-q", "-o", "-", "k8s.example.net"])
@@ -160,7 +202,8 @@ fn delegation_records_load_into_the_parent_zone() {
     let canon = String::from_utf8_lossy(&dump.stdout);
     for c in ["prod-zrh", "dev-zrh", "prod-fra"] {
         assert!(
-            canon.contains(&format!("{c}.k8s.example.net.")) && canon.contains(&format!("kube-dns.kube-system.svc.{c}.k8s.example.net.")),
+            canon.contains(&format!("{c}.k8s.example.net."))
+                && canon.contains(&format!("kube-dns.kube-system.svc.{c}.k8s.example.net.")),
             "{c} delegation missing:\n{canon}"
         );
     }

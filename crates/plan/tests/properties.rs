@@ -43,10 +43,15 @@ fn plan_text(specs: &[ClusterSpec], state: &State, per_cluster_nat64: bool) -> S
          [[external]]\nname = \"dmz\"\nprefix = \"198.51.100.16/28\"\n",
     );
     for (i, entry) in state.iter().enumerate() {
-        let Some((nodes, gateways)) = entry else { continue };
+        let Some((nodes, gateways)) = entry else {
+            continue;
+        };
         let s = &specs[i];
         let list = |prefix: &str, v: &[usize]| {
-            v.iter().map(|n| format!("\"c{i}-{prefix}{n}\"")).collect::<Vec<_>>().join(", ")
+            v.iter()
+                .map(|n| format!("\"c{i}-{prefix}{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
         };
         t.push_str(&format!(
             "[[clusters]]\nname = \"c{i}\"\nsite = \"s{}\"\nmax_nodes = {}\nstack = \"{}\"\nnodes = [{}]\ngateways = [{}]\n",
@@ -69,16 +74,30 @@ fn assert_disjoint(what: &str, entries: &[(String, Prefix)]) {
 }
 
 fn assert_inside(key: &str, child: &Prefix, parent: &Prefix) {
-    assert!(parent.contains(child), "{key} = {child} is not inside {parent}");
+    assert!(
+        parent.contains(child),
+        "{key} = {child} is not inside {parent}"
+    );
 }
 
 /// An oracle for "no two allocations overlap", written apart from the
 /// allocator: siblings are disjoint and children sit inside their parent.
 fn check_no_overlap(plan: &Plan, lock: &Lock) {
-    let externals: Vec<(String, Prefix)> = plan.external.iter().map(|e| (format!("external {}", e.name), e.prefix)).collect();
-    let mut sites: Vec<(String, Prefix)> = lock.sites.iter().map(|(n, p)| (format!("site {n}"), *p)).collect();
+    let externals: Vec<(String, Prefix)> = plan
+        .external
+        .iter()
+        .map(|e| (format!("external {}", e.name), e.prefix))
+        .collect();
+    let mut sites: Vec<(String, Prefix)> = lock
+        .sites
+        .iter()
+        .map(|(n, p)| (format!("site {n}"), *p))
+        .collect();
     for (n, p) in &sites {
-        assert!(plan.prefixes.iter().any(|o| o.contains(p)), "{n} = {p} outside the organisation");
+        assert!(
+            plan.prefixes.iter().any(|o| o.contains(p)),
+            "{n} = {p} outside the organisation"
+        );
     }
     let mut clusters = Vec::new();
     let mut pool4 = Vec::new();
@@ -106,7 +125,10 @@ fn check_no_overlap(plan: &Plan, lock: &Lock) {
         }
         for (g, gw) in &c.gateways {
             hosts.push((format!("{name}/{g} address"), host(gw.address)));
-            assert!(plan.nat64.pool4.iter().any(|p| p.contains(&gw.pool4)), "{g} pool4 outside the pools");
+            assert!(
+                plan.nat64.pool4.iter().any(|p| p.contains(&gw.pool4)),
+                "{g} pool4 outside the pools"
+            );
             pool4.push((format!("{name}/{g} pool4"), gw.pool4));
         }
         for (k, h) in &hosts {
@@ -122,7 +144,12 @@ fn check_no_overlap(plan: &Plan, lock: &Lock) {
             nat64.push((format!("{name} nat64"), c.nat64));
         }
     }
-    sites.extend(externals.iter().filter(|(_, p)| p.family() == sixgate_plan::prefix::Family::V6).cloned());
+    sites.extend(
+        externals
+            .iter()
+            .filter(|(_, p)| p.family() == sixgate_plan::prefix::Family::V6)
+            .cloned(),
+    );
     clusters.extend(externals.iter().cloned());
     pool4.extend(externals.iter().cloned());
     ipv4.extend(externals.iter().cloned());
@@ -132,17 +159,34 @@ fn check_no_overlap(plan: &Plan, lock: &Lock) {
     assert_disjoint("pool4 slices and externals", &pool4);
     assert_disjoint("IPv4 blocks and externals", &ipv4);
     assert_disjoint("NAT64 prefixes", &nat64);
-    let site_blocks: Vec<_> = lock.sites.iter().map(|(n, p)| (format!("site {n}"), *p)).collect();
+    let site_blocks: Vec<_> = lock
+        .sites
+        .iter()
+        .map(|(n, p)| (format!("site {n}"), *p))
+        .collect();
     assert_disjoint("sites", &site_blocks);
 }
 
 /// Everything `old` held for what `new_state` still has is unchanged.
 fn check_stable(old: &Lock, new: &Lock) {
     for (name, o) in &old.clusters {
-        let Some(n) = new.clusters.get(name) else { continue };
-        assert_eq!((o.block, o.pods, o.uplink, o.services, o.nat64), (n.block, n.pods, n.uplink, n.services, n.nat64), "cluster {name} renumbered");
-        assert_eq!((o.ipv4_pods, o.ipv4_services), (n.ipv4_pods, n.ipv4_services), "cluster {name} IPv4 renumbered");
-        assert_eq!(old.sites[&o.site], new.sites[&n.site], "site of {name} renumbered");
+        let Some(n) = new.clusters.get(name) else {
+            continue;
+        };
+        assert_eq!(
+            (o.block, o.pods, o.uplink, o.services, o.nat64),
+            (n.block, n.pods, n.uplink, n.services, n.nat64),
+            "cluster {name} renumbered"
+        );
+        assert_eq!(
+            (o.ipv4_pods, o.ipv4_services),
+            (n.ipv4_pods, n.ipv4_services),
+            "cluster {name} IPv4 renumbered"
+        );
+        assert_eq!(
+            old.sites[&o.site], new.sites[&n.site],
+            "site of {name} renumbered"
+        );
         for (node, a) in &o.nodes {
             if let Some(b) = n.nodes.get(node) {
                 assert_eq!(a, b, "node {node} of {name} renumbered");
@@ -157,14 +201,19 @@ fn check_stable(old: &Lock, new: &Lock) {
 }
 
 fn spec() -> impl Strategy<Value = ClusterSpec> {
-    (0..3usize, 8..=128u32, any::<bool>()).prop_map(|(site, max_nodes, dual)| ClusterSpec { site, max_nodes, dual })
+    (0..3usize, 8..=128u32, any::<bool>()).prop_map(|(site, max_nodes, dual)| ClusterSpec {
+        site,
+        max_nodes,
+        dual,
+    })
 }
 
 fn state() -> impl Strategy<Value = State> {
     proptest::collection::vec(
         proptest::option::of((
             proptest::sample::subsequence((0..NODES).collect::<Vec<_>>(), 0..=NODES).prop_shuffle(),
-            proptest::sample::subsequence((0..GATEWAYS).collect::<Vec<_>>(), 0..=GATEWAYS).prop_shuffle(),
+            proptest::sample::subsequence((0..GATEWAYS).collect::<Vec<_>>(), 0..=GATEWAYS)
+                .prop_shuffle(),
         )),
         CLUSTERS,
     )

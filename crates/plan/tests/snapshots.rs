@@ -14,7 +14,9 @@ use sixgate_plan::render::render;
 use sixgate_plan::show::show;
 
 fn expected_files(dir: &Path, prefix: &str, out: &mut BTreeMap<String, String>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries {
         let entry = entry.unwrap();
         let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
@@ -49,7 +51,11 @@ fn every_renderer_matches_its_snapshot() {
     let mut expected = BTreeMap::new();
     expected_files(&dir, "", &mut expected);
     let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&actual), names(&expected), "rendered file set differs from the snapshots");
+    assert_eq!(
+        names(&actual),
+        names(&expected),
+        "rendered file set differs from the snapshots"
+    );
     for (name, text) in &actual {
         assert_eq!(text, &expected[name], "{name} differs from its snapshot");
     }
@@ -69,11 +75,20 @@ fn the_snapshots_cover_every_renderer_for_every_cluster() {
             "allow-list-ipv6.txt",
             "allow-list-ipv4.txt",
         ] {
-            assert!(actual.contains_key(&format!("{cluster}/{file}")), "{cluster}/{file} missing");
+            assert!(
+                actual.contains_key(&format!("{cluster}/{file}")),
+                "{cluster}/{file} missing"
+            );
         }
     }
     // One sixgate config per gateway.
-    for gw in ["prod-zrh/sixgate-zrh-gw-1.toml", "prod-zrh/sixgate-zrh-gw-2.toml", "dev-zrh/sixgate-dev-gw-1.toml", "prod-fra/sixgate-fra-gw-1.toml", "prod-fra/sixgate-fra-gw-2.toml"] {
+    for gw in [
+        "prod-zrh/sixgate-zrh-gw-1.toml",
+        "prod-zrh/sixgate-zrh-gw-2.toml",
+        "dev-zrh/sixgate-dev-gw-1.toml",
+        "prod-fra/sixgate-fra-gw-1.toml",
+        "prod-fra/sixgate-fra-gw-2.toml",
+    ] {
         assert!(actual.contains_key(gw), "{gw} missing");
     }
 }
@@ -82,17 +97,31 @@ fn the_snapshots_cover_every_renderer_for_every_cluster() {
 fn the_dual_stack_cluster_renders_both_families_first_ipv6() {
     let actual = actual_files();
     let kubeadm = &actual["dev-zrh/kubeadm.yaml"];
-    assert!(kubeadm.contains("podSubnet: \"2001:db8:101:100::/59,10.64.0.0/16\""), "{kubeadm}");
+    assert!(
+        kubeadm.contains("podSubnet: \"2001:db8:101:100::/59,10.64.0.0/16\""),
+        "{kubeadm}"
+    );
     let single = &actual["prod-zrh/kubeadm.yaml"];
-    assert!(single.contains("podSubnet: \"2001:db8:101::/57\"\n"), "{single}");
+    assert!(
+        single.contains("podSubnet: \"2001:db8:101::/57\"\n"),
+        "{single}"
+    );
     let pools = &actual["dev-zrh/calico-ippools.yaml"];
-    assert!(pools.contains("cidr: \"10.64.0.0/16\"") && pools.contains("natOutgoing: true"), "{pools}");
+    assert!(
+        pools.contains("cidr: \"10.64.0.0/16\"") && pools.contains("natOutgoing: true"),
+        "{pools}"
+    );
 }
 
 #[test]
 fn delegation_glue_is_the_tenth_service_address() {
     let actual = actual_files();
     let zone = &actual["prod-zrh/dns-delegation.zone"];
-    assert!(zone.contains("prod-zrh                          3600 IN NS   kube-dns.kube-system.svc.prod-zrh\n"), "{zone}");
+    assert!(
+        zone.contains(
+            "prod-zrh                          3600 IN NS   kube-dns.kube-system.svc.prod-zrh\n"
+        ),
+        "{zone}"
+    );
     assert!(zone.contains("IN AAAA 2001:db8:101:81::a\n"), "{zone}");
 }

@@ -71,7 +71,8 @@ pub fn command(args: &Args) -> anyhow::Result<()> {
         Action::Allocate { plan } => {
             let (plan_path, plan, old) = load(&plan.plan)?;
             let lock_path = lock_path(&plan_path);
-            let new = allocate(&plan, &old).map_err(|e| anyhow::anyhow!("{}: {e}", plan_path.display()))?;
+            let new = allocate(&plan, &old)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", plan_path.display()))?;
             if new == old && lock_path.exists() {
                 println!("{}: up to date", lock_path.display());
             } else {
@@ -105,11 +106,17 @@ pub fn command(args: &Args) -> anyhow::Result<()> {
             for (name, text) in &files {
                 let path = out.join(name);
                 if let Some(dir) = path.parent() {
-                    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                    fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
                 }
                 write_atomic(&path, text.as_bytes())?;
             }
-            println!("{}: {} file(s) for {} cluster(s)", out.display(), files.len(), plan.clusters.len());
+            println!(
+                "{}: {} file(s) for {} cluster(s)",
+                out.display(),
+                files.len(),
+                plan.clusters.len()
+            );
             Ok(())
         }
     }
@@ -117,10 +124,17 @@ pub fn command(args: &Args) -> anyhow::Result<()> {
 
 fn init(path: &Path, force: bool) -> anyhow::Result<()> {
     if path.exists() && !force {
-        bail!("{}: already exists (use --force to overwrite it)", path.display());
+        bail!(
+            "{}: already exists (use --force to overwrite it)",
+            path.display()
+        );
     }
     write_atomic(path, EXAMPLE.as_bytes())?;
-    println!("{}: written; next: sixgate plan allocate --plan {}", path.display(), path.display());
+    println!(
+        "{}: written; next: sixgate plan allocate --plan {}",
+        path.display(),
+        path.display()
+    );
     Ok(())
 }
 
@@ -131,11 +145,14 @@ fn lock_path(plan: &Path) -> PathBuf {
 
 /// The plan and its lock (empty when there is none yet).
 fn load(path: &Path) -> anyhow::Result<(PathBuf, Plan, Lock)> {
-    let text = fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let text =
+        fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let plan = Plan::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let lock_path = lock_path(path);
     let lock = match fs::read_to_string(&lock_path) {
-        Ok(text) => Lock::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", lock_path.display()))?,
+        Ok(text) => {
+            Lock::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", lock_path.display()))?
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Lock::default(),
         Err(e) => return Err(e).with_context(|| format!("{}: cannot read", lock_path.display())),
     };
@@ -168,9 +185,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("{}: not a file name", path.display()))?;
-    let tmp = dir.join(format!(".{}.tmp.{}", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.tmp.{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| -> std::io::Result<()> {
-        let mut file = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
@@ -203,7 +227,10 @@ mod tests {
         write_atomic(&path, b"old contents that are longer\n").unwrap();
         write_atomic(&path, b"new\n").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new\n");
-        let left: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left, vec![std::ffi::OsString::from("plan.lock")]);
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -217,14 +244,20 @@ mod tests {
         fs::write(path.join("keep"), b"x").unwrap();
         assert!(write_atomic(&path, b"new\n").is_err());
         assert_eq!(fs::read(path.join("keep")).unwrap(), b"x");
-        let left: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(left, vec![std::ffi::OsString::from("plan.lock")]);
         fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn the_lock_sits_beside_the_plan() {
-        assert_eq!(lock_path(Path::new("a/b/plan.toml")), Path::new("a/b/plan.lock"));
+        assert_eq!(
+            lock_path(Path::new("a/b/plan.toml")),
+            Path::new("a/b/plan.lock")
+        );
         assert_eq!(lock_path(Path::new("net")), Path::new("net.lock"));
     }
 
