@@ -49,9 +49,13 @@ pub enum Command {
     /// Node rules with nftables.
     Node(RunArgs),
     /// IPv6 address planner for many clusters.
+<<<<<<< HEAD
     Plan(RunArgs),
     /// Build the seeds' scenarios in network namespaces, run them, clean up (root).
     Demo(cmd::demo::Args),
+=======
+    Plan(cmd::plan::Args),
+>>>>>>> plan
     /// Print the version.
     Version,
 }

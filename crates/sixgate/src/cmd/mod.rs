@@ -25,7 +25,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Dns64(args) => run::command(&args, Some(run::Part::Dns64)),
         Command::Proxy(args) => run::command(&args, Some(run::Part::Proxy)),
         Command::Node(args) => run::command(&args, Some(run::Part::Node)),
-        Command::Plan(_) => plan::command(),
+        Command::Plan(args) => plan::command(&args),
         Command::Demo(args) => demo::command(&args),
         Command::Version => {
             println!("sixgate {}", env!("CARGO_PKG_VERSION"));
