@@ -283,6 +283,14 @@ impl Agent {
 
     /// Puts the plan in place whatever the live state (`sixgate node apply`).
     pub fn apply(&mut self) -> Result<Summary, ApplyError> {
+        let result = self.apply_inner();
+        if let Err(err) = &result {
+            self.metrics.failed(err);
+        }
+        result
+    }
+
+    fn apply_inner(&mut self) -> Result<Summary, ApplyError> {
         let ipv6 = self.detect()?;
         let script = self.script(ipv6);
         let routes = self.plan.routes(ipv6);
@@ -315,8 +323,17 @@ impl Agent {
         }
     }
 
-    /// One step of `watch`: compare, and apply what differs.
+    /// One step of `watch`: compare, and apply what differs. Failures are
+    /// counted in the metrics by stage.
     pub fn reconcile(&mut self) -> Result<Outcome, ApplyError> {
+        let result = self.reconcile_inner();
+        if let Err(err) = &result {
+            self.metrics.failed(err);
+        }
+        result
+    }
+
+    fn reconcile_inner(&mut self) -> Result<Outcome, ApplyError> {
         self.metrics.checks.inc();
         let ipv6 = self.detect()?;
         let script = self.script(ipv6);
@@ -386,20 +403,6 @@ impl Agent {
     /// Checks, then changes: routes first, the table last, so that a route
     /// that cannot be installed leaves the previous table in place.
     fn enforce(
-        &mut self,
-        ipv6: bool,
-        script: Option<&str>,
-        table: bool,
-        changes: &RouteChanges,
-    ) -> Result<(), ApplyError> {
-        let result = self.enforce_inner(ipv6, script, table, changes);
-        if let Err(err) = &result {
-            self.metrics.failed(err);
-        }
-        result
-    }
-
-    fn enforce_inner(
         &mut self,
         ipv6: bool,
         script: Option<&str>,
