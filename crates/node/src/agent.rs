@@ -474,13 +474,11 @@ impl Agent {
     pub fn diff(&mut self) -> Result<(bool, String), ApplyError> {
         let ipv6 = self.detect()?;
         let script = self.script(ipv6);
-        let wanted = match &script {
-            Some(s) => Some(self.expected_listing(s).unwrap_or_else(|| {
-                // Without a sandbox, compare with the script's own text.
-                s.lines().skip(2).collect::<Vec<_>>().join("\n") + "\n"
-            })),
-            None => None,
-        };
+        let wanted = script.as_deref().map(|s| {
+            // Without a sandbox, compare with the script's own text.
+            self.expected_listing(s)
+                .unwrap_or_else(|| s.lines().skip(2).collect::<Vec<_>>().join("\n") + "\n")
+        });
         let live = self.nft.list(true).map_err(ApplyError::Read)?;
         let mut out = String::new();
         let mut same = wanted == live;

@@ -421,7 +421,7 @@ impl Config {
         for p in &e.pod_prefixes {
             if !exempt
                 .iter()
-                .any(|c| c.contains(p.addr()) && c.len() <= p.len())
+                .any(|c| c.contains(p.addr()) && c.prefix_len() <= p.prefix_len())
             {
                 exempt.push(*p);
             }
