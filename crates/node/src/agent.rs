@@ -244,6 +244,11 @@ impl Agent {
             }
         };
         if self.ipv6 != Some(on) {
+            // A change of our own decision, not someone else's edit: the
+            // next apply is not drift.
+            if self.ipv6.is_some() {
+                self.enforced = false;
+            }
             if on {
                 tracing::info!("node: {why}: IPv6 rules on");
             } else {

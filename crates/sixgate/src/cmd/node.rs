@@ -116,9 +116,9 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
                 backoff.reset();
                 period
             }
-            (Err(err), period) => {
+            (Err(err), _) => {
                 ready.set(false);
-                let wait = backoff.fail().min(period.max(Duration::from_secs(60)));
+                let wait = backoff.fail();
                 tracing::error!("node: {err}; retrying in {wait:?}");
                 wait
             }
