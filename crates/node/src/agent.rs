@@ -580,3 +580,53 @@ pub fn delete() -> Result<usize, ApplyError> {
         })?;
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_name_every_failure_stage_and_drift_kind() {
+        let m = Metrics::default();
+        m.drift_table.inc();
+        m.failed(&ApplyError::Check("x".to_owned()));
+        m.set_rules(vec![RuleCounter {
+            rule: "rewrite 0 in".to_owned(),
+            packets: 3,
+            bytes: 200,
+        }]);
+        let mut out = Encoder::new();
+        m.collect(&mut out);
+        let text = out.finish();
+        assert!(
+            text.contains("sixgate_node_drift_total{what=\"table\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("sixgate_node_drift_total{what=\"routes\"} 0\n"));
+        for stage in STAGES {
+            assert!(text.contains(&format!(
+                "sixgate_node_apply_failures_total{{stage=\"{stage}\"}}"
+            )));
+        }
+        assert!(text.contains("sixgate_node_apply_failures_total{stage=\"check\"} 1\n"));
+        assert!(text.contains("sixgate_node_rule_packets_total{rule=\"rewrite 0 in\"} 3\n"));
+        assert!(text.contains("sixgate_node_rule_bytes_total{rule=\"rewrite 0 in\"} 200\n"));
+        assert_eq!(m.failures("check"), 1);
+    }
+
+    #[test]
+    fn errors_say_what_was_left_alone() {
+        let e = ApplyError::Route {
+            key: "node.routes[0]".to_owned(),
+            route: "64:ff9b::/96 via 2001:db8::1 proto 166 metric 1024".to_owned(),
+            table: table_ref(),
+            message: "Nexthop has invalid gateway.".to_owned(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "node.routes[0]: cannot install route 64:ff9b::/96 via 2001:db8::1 proto 166 metric 1024 \
+             (table ip6 sixgate left as it was): Nexthop has invalid gateway."
+        );
+        assert_eq!(e.stage(), "route");
+    }
+}
