@@ -11,7 +11,7 @@ use crate::config::{Ipv6Detect, Plan};
 use crate::detect::{Interfaces, Ipv6Source};
 use crate::routes::{compare, RouteChanges, PROTO};
 use crate::ruleset::{parse_counters, render_delete, table_ref, RuleCounter, Table};
-use crate::system::{interface_names, Ip, Nft};
+use crate::system::{interface_names, Ip, Nft, SandboxError};
 use crate::watch::line_diff;
 
 /// Why an apply failed. Each kind is counted under its `stage()`.
@@ -275,12 +275,16 @@ impl Agent {
                 self.expected = Some((script.to_owned(), listing.clone()));
                 Some(listing)
             }
-            Err(err) => {
+            Err(SandboxError::Unavailable(err)) => {
                 tracing::info!(
                     "node: cannot list the rules in a throwaway namespace ({err}); \
                      drift is judged against the listing read back after each apply"
                 );
                 self.sandbox = false;
+                None
+            }
+            Err(SandboxError::Failed(err)) => {
+                tracing::debug!("node: nft failed in the throwaway namespace: {err}");
                 None
             }
         }

@@ -118,21 +118,35 @@ impl Nft {
     /// How nft lists the table `script` creates, learned by applying it in a
     /// throwaway network namespace (`unshare --net`, which needs
     /// CAP_SYS_ADMIN): the exact text `list` returns once it is applied.
-    pub fn canonical(&self, script: &str) -> Result<String, String> {
+    pub fn canonical(&self, script: &str) -> Result<String, SandboxError> {
         let table = table_ref();
         let inner = format!(
             "{nft} -f - && exec {nft} -s list table {table}",
             nft = self.program
         );
-        ok_or_message(
-            run(
-                "unshare",
-                &["--net", "--", "sh", "-c", &inner],
-                Some(script),
-            )?,
-            "unshare --net",
+        let ran = run(
+            "unshare",
+            &["--net", "--", "sh", "-c", &inner],
+            Some(script),
         )
+        .map_err(SandboxError::Unavailable)?;
+        if ran.ok {
+            Ok(ran.stdout)
+        } else if ran.stderr.starts_with("unshare:") {
+            Err(SandboxError::Unavailable(ran.stderr))
+        } else {
+            Err(SandboxError::Failed(ran.stderr))
+        }
     }
+}
+
+/// Why the throwaway namespace gave no listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxError {
+    /// `unshare` is missing or not permitted here: it will not work later either.
+    Unavailable(String),
+    /// nft failed inside it (the same script will fail `nft -c` too).
+    Failed(String),
 }
 
 /// The `ip` program (iproute2).
