@@ -186,11 +186,19 @@ fn apply_and_delete_leave_other_owners_tables_and_routes_unchanged() {
     let routes_before = node.exec(&["ip", "-6", "route", "show", "table", "all"]);
 
     let dir = TempDir::new("node-own");
-    let path = dir.write("node.toml", &config(&uplink, &tun, ""));
+    // Besides the TUN routes, one through a next hop on the uplink.
+    let via = "\n[[node.routes]]\nprefix = \"2001:db8:64::/96\"\nvia = \"2001:db8:1::2\"\n";
+    let path = dir.write("node.toml", &config(&uplink, &tun, via));
     let path = path.to_str().expect("utf-8");
     let (ok, out, err) = node_cmd(&node, &["node", "apply", "--config", path]);
     assert!(ok, "{out}{err}");
     assert!(table(&node).is_some());
+    let routes = owned_routes(&node);
+    assert!(
+        routes.contains(&format!("2001:db8:64::/96 via 2001:db8:1::2 dev {uplink} ")),
+        "{routes}"
+    );
+    assert_eq!(routes.lines().count(), 4, "{routes}");
     let ruleset = node.exec(&["nft", "list", "ruleset"]);
     for name in ["table inet kube-proxy", "table ip sixgate"] {
         let block = |text: &str| {
