@@ -1,11 +1,22 @@
 //! sixgate-node: node rules as nftables data, applied and kept in place.
 //!
-//! Not implemented yet: `sixgate node` and a `[node]` section of `sixgate run`
-//! fail with a clear error until it is.
+//! - [`config`]: the `[node]` section and its checks, giving a [`Plan`].
+//! - [`ruleset`]: the rules as data and their `nft -f` text (sans-IO).
+//! - [`routes`]: owned routes as data, `ip` arguments, live comparison (sans-IO).
+//! - [`detect`]: whether the node has IPv6 (from the interfaces).
+//! - [`watch`]: backoff and line diff (sans-IO).
+//! - [`system`] runs `nft` and `ip`; [`agent`] applies, reconciles, shows,
+//!   diffs and deletes.
+#![forbid(unsafe_code)]
 
-use serde::Deserialize;
+pub mod agent;
+pub mod config;
+pub mod detect;
+pub mod routes;
+pub mod ruleset;
+pub mod system;
+pub mod types;
+pub mod watch;
 
-/// The `[node]` section of the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {}
+pub use agent::{Agent, ApplyError, Metrics, Outcome, Summary};
+pub use config::{Config, Invalid, Plan};

@@ -47,7 +47,7 @@ pub enum Command {
     /// 6->4 L4 proxy with SNI routing and PROXY v2.
     Proxy(RunArgs),
     /// Node rules with nftables.
-    Node(RunArgs),
+    Node(cmd::node::Args),
     /// IPv6 address planner for many clusters.
 <<<<<<< HEAD
     Plan(RunArgs),

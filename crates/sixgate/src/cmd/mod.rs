@@ -24,7 +24,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Nat64(args) => run::command(&args, Some(run::Part::Nat64)),
         Command::Dns64(args) => run::command(&args, Some(run::Part::Dns64)),
         Command::Proxy(args) => run::command(&args, Some(run::Part::Proxy)),
-        Command::Node(args) => run::command(&args, Some(run::Part::Node)),
+        Command::Node(args) => node::command(args),
         Command::Plan(args) => plan::command(&args),
         Command::Demo(args) => demo::command(&args),
         Command::Version => {
