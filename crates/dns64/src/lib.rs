@@ -1,7 +1,15 @@
-//! sixgate-dns64: RFC 6147 DNS64: synthesis core and the caching forwarder around it.
+//! sixgate-dns64: RFC 6147 DNS64, a caching forwarder that synthesizes AAAA
+//! records for IPv4-only names.
 //!
-//! Not implemented yet: `sixgate dns64` and a `[dns64]` section of `sixgate run`
-//! fail with a clear error until it is.
+//! - [`synth`]: the sans-IO synthesis core, a pure function of (question,
+//!   upstream answers, policy).
+//! - [`wire`] and [`cache`]: sans-IO helpers of the server (fast query parsing,
+//!   response finishing, the answer cache; time is passed in).
+//! - [`server`] and [`upstream`]: the tokio drivers.
+#![forbid(unsafe_code)]
+
+pub mod net;
+pub mod synth;
 
 use serde::Deserialize;
 
