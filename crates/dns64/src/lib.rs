@@ -3,17 +3,20 @@
 //!
 //! - [`synth`]: the sans-IO synthesis core, a pure function of (question,
 //!   upstream answers, policy).
-//! - [`wire`] and [`cache`]: sans-IO helpers of the server (fast query parsing,
-//!   response finishing, the answer cache; time is passed in).
+//! - [`wire`] and [`cache`]: sans-IO parts of the server (fast query parsing,
+//!   finishing stored answers, the answer cache); time is passed in.
 //! - [`server`] and [`upstream`]: the tokio drivers.
 #![forbid(unsafe_code)]
 
+pub mod cache;
+pub mod config;
+pub mod metrics;
 pub mod net;
+pub mod server;
 pub mod synth;
+pub mod upstream;
+pub mod wire;
 
-use serde::Deserialize;
-
-/// The `[dns64]` section of the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {}
+pub use config::Config;
+pub use metrics::Metrics;
+pub use server::{bind, Listeners, Server, ServerError};

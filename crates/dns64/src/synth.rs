@@ -180,9 +180,8 @@ pub fn plan(
     }
     match qtype {
         RecordType::AAAA => {
-            if flags.dnssec_ok && flags.checking_disabled {
-                Plan::Forward
-            } else if policy.exempt.iter().any(|zone| zone.zone_of(qname)) {
+            let validating_client = flags.dnssec_ok && flags.checking_disabled;
+            if validating_client || policy.exempt.iter().any(|zone| zone.zone_of(qname)) {
                 Plan::Forward
             } else {
                 Plan::Dns64
