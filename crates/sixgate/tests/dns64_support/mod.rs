@@ -325,7 +325,7 @@ impl Drop for FakeForwarder {
 
 impl FakeForwarder {
     /// Answers every query with bytes made by `reply(query)`.
-    pub fn new(reply: impl Fn(&[u8]) -> Option<Vec<u8>> + Send + 'static) -> Self {
+    pub fn new(mut reply: impl FnMut(&[u8]) -> Option<Vec<u8>> + Send + 'static) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
         socket
             .set_read_timeout(Some(Duration::from_millis(50)))
