@@ -1,11 +1,22 @@
-//! sixgate-dns64: RFC 6147 DNS64: synthesis core and the caching forwarder around it.
+//! sixgate-dns64: RFC 6147 DNS64, a caching forwarder that synthesizes AAAA
+//! records for IPv4-only names.
 //!
-//! Not implemented yet: `sixgate dns64` and a `[dns64]` section of `sixgate run`
-//! fail with a clear error until it is.
+//! - [`synth`]: the sans-IO synthesis core, a pure function of (question,
+//!   upstream answers, policy).
+//! - [`wire`] and [`cache`]: sans-IO parts of the server (fast query parsing,
+//!   finishing stored answers, the answer cache); time is passed in.
+//! - [`server`] and [`upstream`]: the tokio drivers.
+#![forbid(unsafe_code)]
 
-use serde::Deserialize;
+pub mod cache;
+pub mod config;
+pub mod metrics;
+pub mod net;
+pub mod server;
+pub mod synth;
+pub mod upstream;
+pub mod wire;
 
-/// The `[dns64]` section of the config file.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Config {}
+pub use config::Config;
+pub use metrics::Metrics;
+pub use server::{bind, Listeners, Server, ServerError};

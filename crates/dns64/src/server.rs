@@ -1,0 +1,510 @@
+//! The DNS64 server: UDP and TCP listeners, the allow list, the cache, and
+//! the upstream queries a question needs (the AAAA and A queries at once).
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+use crate::cache::{Cache, Lookup};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::synth::{self, Answer, Plan, Policy};
+use crate::upstream::Forwarders;
+use crate::wire::{self, DropReason, QueryInfo, Reject, Stored};
+
+/// RFC 8767 §4: the TTL of a stale answer.
+const STALE_TTL: u32 = 30;
+/// Queries answered at once on one TCP connection (RFC 7766 §6.2.1.1 pipelining).
+const TCP_PIPELINE: usize = 64;
+const TCP_LIMIT: usize = 65_535;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr} ({proto}): {source}")]
+    Bind {
+        addr: SocketAddr,
+        proto: &'static str,
+        source: io::Error,
+    },
+    #[error("{0}")]
+    Forwarders(String),
+}
+
+/// Bound sockets, ready to serve.
+pub struct Listeners {
+    pub udp: Vec<UdpSocket>,
+    pub tcp: Vec<TcpListener>,
+}
+
+impl Listeners {
+    /// The bound addresses, UDP then TCP.
+    pub fn addrs(&self) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+        (
+            self.udp
+                .iter()
+                .filter_map(|s| s.local_addr().ok())
+                .collect(),
+            self.tcp
+                .iter()
+                .filter_map(|s| s.local_addr().ok())
+                .collect(),
+        )
+    }
+}
+
+fn socket(addr: SocketAddr, ty: Type, proto: Protocol) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    if addr.is_ipv6() {
+        // `[::]` and `0.0.0.0` are two listeners, not one dual-stack socket.
+        socket.set_only_v6(true)?;
+    }
+    if ty == Type::STREAM {
+        socket.set_reuse_address(true)?;
+    } else {
+        // A deeper queue absorbs bursts; the kernel caps it at rmem_max.
+        let _ = socket.set_recv_buffer_size(4 << 20);
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+/// Binds UDP and TCP on every address. With port 0, TCP gets the port the
+/// kernel chose for UDP, so one address serves both.
+pub fn bind(addrs: &[SocketAddr]) -> Result<Listeners, ServerError> {
+    let mut udp = Vec::new();
+    let mut tcp = Vec::new();
+    for &addr in addrs {
+        let tries = if addr.port() == 0 { 20 } else { 1 };
+        let mut last_err = None;
+        for _ in 0..tries {
+            let u =
+                socket(addr, Type::DGRAM, Protocol::UDP).map_err(|source| ServerError::Bind {
+                    addr,
+                    proto: "udp",
+                    source,
+                })?;
+            let bound = u
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_socket())
+                .ok_or_else(|| ServerError::Bind {
+                    addr,
+                    proto: "udp",
+                    source: io::Error::other("no local address"),
+                })?;
+            match socket(bound, Type::STREAM, Protocol::TCP).and_then(|t| {
+                t.listen(1024)?;
+                Ok(t)
+            }) {
+                Ok(t) => {
+                    let u = UdpSocket::from_std(u.into()).map_err(|source| ServerError::Bind {
+                        addr,
+                        proto: "udp",
+                        source,
+                    })?;
+                    let t =
+                        TcpListener::from_std(t.into()).map_err(|source| ServerError::Bind {
+                            addr,
+                            proto: "tcp",
+                            source,
+                        })?;
+                    tracing::info!("dns64 listening on {bound} (udp)");
+                    tracing::info!("dns64 listening on {bound} (tcp)");
+                    udp.push(u);
+                    tcp.push(t);
+                    last_err = None;
+                    break;
+                }
+                Err(source) => {
+                    last_err = Some(ServerError::Bind {
+                        addr: bound,
+                        proto: "tcp",
+                        source,
+                    })
+                }
+            }
+        }
+        if let Some(err) = last_err {
+            return Err(err);
+        }
+    }
+    Ok(Listeners { udp, tcp })
+}
+
+/// What the receive loop does with a message.
+enum Fast {
+    Reply(Vec<u8>),
+    Drop,
+    Resolve(QueryInfo, Box<[u8]>, Option<Arc<Stored>>),
+}
+
+pub struct Server {
+    config: Config,
+    policy: Policy,
+    cache: Option<Arc<Cache>>,
+    forwarders: Forwarders,
+    metrics: Arc<Metrics>,
+    inflight: Arc<Semaphore>,
+}
+
+impl Server {
+    /// A server for `config`; `forwarders` already resolved (see
+    /// [`Config::forwarders_or`]).
+    pub fn new(config: Config, forwarders: Vec<SocketAddr>, metrics: Arc<Metrics>) -> Arc<Self> {
+        let cache_bytes =
+            usize::try_from(config.cache_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX);
+        let cache = (cache_bytes > 0).then(|| {
+            let window = if config.serve_stale {
+                Duration::from_secs(u64::from(config.stale_window))
+            } else {
+                Duration::ZERO
+            };
+            Arc::new(Cache::new(cache_bytes, window))
+        });
+        if let Some(cache) = &cache {
+            metrics.watch_cache(Arc::clone(cache));
+        }
+        Arc::new(Self {
+            policy: config.policy(),
+            forwarders: Forwarders {
+                addrs: forwarders,
+                timeout: Duration::from_millis(config.upstream_timeout_ms),
+                attempts: config.upstream_attempts,
+                metrics: Arc::clone(&metrics),
+            },
+            inflight: Arc::new(Semaphore::new(config.max_inflight)),
+            cache,
+            metrics,
+            config,
+        })
+    }
+
+    /// Serves until `shutdown` is cancelled.
+    pub async fn run(self: Arc<Self>, listeners: Listeners, shutdown: CancellationToken) {
+        let workers = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let mut tasks = tokio::task::JoinSet::new();
+        for socket in listeners.udp {
+            let socket = Arc::new(socket);
+            for _ in 0..workers {
+                tasks.spawn(Arc::clone(&self).udp_loop(Arc::clone(&socket), shutdown.clone()));
+            }
+        }
+        let connections = Arc::new(Semaphore::new(self.config.max_tcp_connections));
+        for listener in listeners.tcp {
+            tasks.spawn(Arc::clone(&self).tcp_accept(
+                listener,
+                Arc::clone(&connections),
+                shutdown.clone(),
+            ));
+        }
+        while tasks.join_next().await.is_some() {}
+    }
+
+    fn allowed(&self, peer: IpAddr) -> bool {
+        self.config.allow.iter().any(|n| n.contains(peer))
+    }
+
+    /// The synchronous part: parse, allow list, cache.
+    fn fast(&self, buf: &[u8], peer: IpAddr, limit: Option<usize>, now: Instant) -> Fast {
+        let query = match wire::parse_query(buf) {
+            Ok(q) => q,
+            Err(Reject::Drop(reason)) => {
+                self.metrics.dropped(reason);
+                return Fast::Drop;
+            }
+            Err(Reject::Respond(bytes, rcode)) => {
+                self.metrics.query(0, rcode);
+                return Fast::Reply(bytes);
+            }
+        };
+        if !self.allowed(peer) {
+            return self.error_reply(&query, ResponseCode::Refused, limit);
+        }
+        let (prefix_index, _) = self.config.prefix_for(peer);
+        let key = query.cache_key(prefix_index);
+        let stale = match self.cache.as_ref().map(|c| c.get(&key, now)) {
+            Some(Lookup::Fresh(stored)) => {
+                self.metrics.cache_hits.inc();
+                return Fast::Reply(self.finish(&stored, &query, now, None, limit));
+            }
+            Some(Lookup::Stale(stored)) => Some(stored),
+            Some(Lookup::Miss) | None => None,
+        };
+        self.metrics.cache_misses.inc();
+        Fast::Resolve(query, key, stale)
+    }
+
+    fn finish(
+        &self,
+        stored: &Stored,
+        query: &QueryInfo,
+        now: Instant,
+        ttl_override: Option<u32>,
+        limit: Option<usize>,
+    ) -> Vec<u8> {
+        self.metrics.query(query.qtype, stored.rcode);
+        let limit = limit.unwrap_or_else(|| query.udp_limit(self.config.udp_payload));
+        stored.finish(query, now, ttl_override, limit, self.config.udp_payload)
+    }
+
+    fn error_reply(&self, query: &QueryInfo, rcode: ResponseCode, limit: Option<usize>) -> Fast {
+        let now = Instant::now();
+        match wire::question(query)
+            .and_then(|q| Stored::encode(&q, &Answer::error(rcode), None, now))
+        {
+            Some(stored) => Fast::Reply(self.finish(&stored, query, now, None, limit)),
+            None => Fast::Drop,
+        }
+    }
+
+    /// The asynchronous part: ask the forwarders, synthesize, cache.
+    async fn resolve(
+        &self,
+        query: QueryInfo,
+        key: Box<[u8]>,
+        stale: Option<Arc<Stored>>,
+        peer: IpAddr,
+        limit: Option<usize>,
+    ) -> Option<Vec<u8>> {
+        let Some(question) = wire::question(&query) else {
+            return match self.error_reply(&query, ResponseCode::FormErr, limit) {
+                Fast::Reply(bytes) => Some(bytes),
+                _ => None,
+            };
+        };
+        let (_, prefix) = self.config.prefix_for(peer);
+        let qtype = question.query_type;
+        let flags = query.flags();
+        let answer = match synth::plan(
+            &question.name,
+            qtype,
+            question.query_class,
+            flags,
+            &self.policy,
+            prefix,
+        ) {
+            Plan::Forward => Answer::from_result(
+                &self
+                    .forwarders
+                    .query(&question.name, qtype, question.query_class, flags)
+                    .await,
+            ),
+            Plan::Local(answer) => answer,
+            Plan::Dns64 => {
+                // RFC 6147 §5.1.1 lets the A query wait for the AAAA answer;
+                // asking both at once saves a round trip for IPv4-only names.
+                let (aaaa, a) = tokio::join!(
+                    self.forwarders.query(
+                        &question.name,
+                        RecordType::AAAA,
+                        question.query_class,
+                        flags
+                    ),
+                    self.forwarders.query(
+                        &question.name,
+                        RecordType::A,
+                        question.query_class,
+                        flags
+                    ),
+                );
+                synth::synthesize(&aaaa, &a, &self.policy, prefix)
+            }
+            Plan::PtrAlias { target } => {
+                let upstream = self
+                    .forwarders
+                    .query(&target, RecordType::PTR, question.query_class, flags)
+                    .await;
+                synth::ptr_alias(&question.name, &target, &upstream)
+            }
+        };
+        let now = Instant::now();
+        if answer.rcode == ResponseCode::ServFail {
+            if let Some(stale) = stale {
+                self.metrics.stale_served.inc();
+                return Some(self.finish(&stale, &query, now, Some(STALE_TTL), limit));
+            }
+        }
+        if answer.synthesized {
+            self.metrics.synthesized.inc();
+        }
+        let ttl = self.cache_ttl(&answer);
+        let stored = Stored::encode(&question, &answer, ttl, now).or_else(|| {
+            Stored::encode(&question, &Answer::error(ResponseCode::ServFail), None, now)
+        })?;
+        let stored = Arc::new(stored);
+        if let Some(cache) = &self.cache {
+            cache.insert(key, Arc::clone(&stored));
+        }
+        Some(self.finish(&stored, &query, now, None, limit))
+    }
+
+    /// How long an answer may be cached: the smallest TTL of its records, or
+    /// for a negative answer its RFC 2308 §5 TTL; errors are not cached.
+    fn cache_ttl(&self, answer: &Answer) -> Option<u32> {
+        let records = answer.answers.iter().map(|r| r.ttl).min();
+        match answer.rcode {
+            ResponseCode::NoError if records.is_some() => {
+                records.map(|t| t.min(self.config.max_ttl))
+            }
+            ResponseCode::NoError | ResponseCode::NXDomain => {
+                let negative =
+                    synth::negative_ttl(&answer.authorities)?.min(self.config.max_negative_ttl);
+                Some(records.map_or(negative, |r| r.min(negative)))
+            }
+            _ => None,
+        }
+    }
+
+    async fn udp_loop(self: Arc<Self>, socket: Arc<UdpSocket>, shutdown: CancellationToken) {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let received = tokio::select! {
+                r = socket.recv_from(&mut buf) => r,
+                () = shutdown.cancelled() => return,
+            };
+            let Ok((n, peer)) = received else {
+                continue; // ICMP errors from earlier sends surface here
+            };
+            match self.fast(&buf[..n], peer.ip(), None, Instant::now()) {
+                Fast::Reply(bytes) => {
+                    let _ = socket.send_to(&bytes, peer).await;
+                }
+                Fast::Drop => {}
+                Fast::Resolve(query, key, stale) => {
+                    let Ok(permit) = Arc::clone(&self.inflight).try_acquire_owned() else {
+                        self.metrics.dropped(DropReason::Overload);
+                        continue;
+                    };
+                    let me = Arc::clone(&self);
+                    let socket = Arc::clone(&socket);
+                    tokio::spawn(async move {
+                        me.metrics.inflight.inc();
+                        if let Some(bytes) = me.resolve(query, key, stale, peer.ip(), None).await {
+                            let _ = socket.send_to(&bytes, peer).await;
+                        }
+                        me.metrics.inflight.dec();
+                        drop(permit);
+                    });
+                }
+            }
+        }
+    }
+
+    async fn tcp_accept(
+        self: Arc<Self>,
+        listener: TcpListener,
+        connections: Arc<Semaphore>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let accepted = tokio::select! {
+                r = listener.accept() => r,
+                () = shutdown.cancelled() => return,
+            };
+            let Ok((stream, peer)) = accepted else {
+                // EMFILE and friends: back off instead of spinning.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                self.metrics.dropped(DropReason::TcpLimit);
+                continue;
+            };
+            let me = Arc::clone(&self);
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                me.metrics.tcp_connections.inc();
+                Arc::clone(&me).tcp_connection(stream, peer, shutdown).await;
+                me.metrics.tcp_connections.dec();
+                drop(permit);
+            });
+        }
+    }
+
+    /// One client connection: length-prefixed queries, answered as they are
+    /// ready (RFC 7766 §7 allows answers out of order).
+    async fn tcp_connection(
+        self: Arc<Self>,
+        stream: TcpStream,
+        peer: SocketAddr,
+        shutdown: CancellationToken,
+    ) {
+        let _ = stream.set_nodelay(true);
+        let (mut rd, mut wr) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(TCP_PIPELINE);
+        let writer = tokio::spawn(async move {
+            while let Some(bytes) = rx.recv().await {
+                let Ok(len) = u16::try_from(bytes.len()) else {
+                    continue;
+                };
+                let mut framed = Vec::with_capacity(bytes.len() + 2);
+                framed.extend_from_slice(&len.to_be_bytes());
+                framed.extend_from_slice(&bytes);
+                if wr.write_all(&framed).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let pipeline = Arc::new(Semaphore::new(TCP_PIPELINE));
+        let idle = Duration::from_millis(self.config.tcp_idle_ms);
+        let mut buf = Vec::new();
+        loop {
+            let len = tokio::select! {
+                r = tokio::time::timeout(idle, rd.read_u16()) => match r {
+                    Ok(Ok(len)) => usize::from(len),
+                    _ => break,
+                },
+                () = shutdown.cancelled() => break,
+            };
+            buf.resize(len, 0);
+            if tokio::time::timeout(idle, rd.read_exact(&mut buf))
+                .await
+                .map_or(true, |r| r.is_err())
+            {
+                break;
+            }
+            match self.fast(&buf, peer.ip(), Some(TCP_LIMIT), Instant::now()) {
+                Fast::Reply(bytes) => {
+                    if tx.send(bytes).await.is_err() {
+                        break;
+                    }
+                }
+                Fast::Drop => {}
+                Fast::Resolve(query, key, stale) => {
+                    let Ok(slot) = Arc::clone(&pipeline).acquire_owned().await else {
+                        break;
+                    };
+                    let Ok(permit) = Arc::clone(&self.inflight).try_acquire_owned() else {
+                        self.metrics.dropped(DropReason::Overload);
+                        continue;
+                    };
+                    let me = Arc::clone(&self);
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        me.metrics.inflight.inc();
+                        if let Some(bytes) = me
+                            .resolve(query, key, stale, peer.ip(), Some(TCP_LIMIT))
+                            .await
+                        {
+                            let _ = tx.send(bytes).await;
+                        }
+                        me.metrics.inflight.dec();
+                        drop((permit, slot));
+                    });
+                }
+            }
+        }
+        drop(tx);
+        let _ = writer.await;
+    }
+}
