@@ -108,32 +108,36 @@ pub struct Candidate {
     pub full: bool,
 }
 
-/// Picks the backend to try: an index into `candidates`, skipping those in
-/// `tried` and those that are full. `cursor` is the route's round-robin
-/// counter (the caller increments it per pick); least-connections uses it to
-/// break ties so that equal backends share the load.
+/// Picks the backend to try among `n`: an index, skipping those in `tried`
+/// and those that are full. `candidate(i)` describes backend `i`. `cursor` is
+/// the route's round-robin counter (the caller increments it per pick);
+/// least-connections uses it to break ties so that equal backends share the
+/// load.
 pub fn pick(
     balance: Balance,
-    candidates: &[Candidate],
+    n: usize,
+    candidate: impl Fn(usize) -> Candidate,
     cursor: usize,
     tried: &[usize],
 ) -> Option<usize> {
-    let n = candidates.len();
     if n == 0 {
         return None;
     }
-    let usable = |i: usize, need_available: bool| {
-        let c = &candidates[i];
-        !c.full && !tried.contains(&i) && (c.available || !need_available)
-    };
     // Prefer available backends; with none, any (panic mode).
-    let any_available = (0..n).any(|i| candidates[i].available && !candidates[i].full);
-    let order = (0..n).map(|k| (cursor + k) % n);
+    let any_available = (0..n).any(|i| {
+        let c = candidate(i);
+        c.available && !c.full
+    });
+    let usable = |i: usize| {
+        let c = candidate(i);
+        !c.full && !tried.contains(&i) && (c.available || !any_available)
+    };
+    let mut order = (0..n).map(|k| (cursor.wrapping_add(k)) % n);
     match balance {
-        Balance::RoundRobin => order.clone().find(|&i| usable(i, any_available)),
+        Balance::RoundRobin => order.find(|&i| usable(i)),
         Balance::LeastConnections => order
-            .filter(|&i| usable(i, any_available))
-            .min_by_key(|&i| candidates[i].active),
+            .filter(|&i| usable(i))
+            .min_by_key(|&i| candidate(i).active),
     }
 }
 
@@ -208,14 +212,20 @@ mod tests {
     fn round_robin_follows_the_cursor_and_skips_the_unavailable() {
         let mut c = [up(0), up(0), up(0)];
         let picks: Vec<_> = (0..6)
-            .map(|k| pick(Balance::RoundRobin, &c, k, &[]).unwrap())
+            .map(|k| pick(Balance::RoundRobin, c.len(), |i| c[i], k, &[]).unwrap())
             .collect();
         assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
         c[1].available = false;
-        assert_eq!(pick(Balance::RoundRobin, &c, 1, &[]), Some(2));
-        assert_eq!(pick(Balance::RoundRobin, &c, 1, &[2]), Some(0));
         assert_eq!(
-            pick(Balance::RoundRobin, &c, 1, &[0, 2]),
+            pick(Balance::RoundRobin, c.len(), |i| c[i], 1, &[]),
+            Some(2)
+        );
+        assert_eq!(
+            pick(Balance::RoundRobin, c.len(), |i| c[i], 1, &[2]),
+            Some(0)
+        );
+        assert_eq!(
+            pick(Balance::RoundRobin, c.len(), |i| c[i], 1, &[0, 2]),
             None,
             "available ones exist; do not fall back"
         );
@@ -224,9 +234,18 @@ mod tests {
     #[test]
     fn least_connections_picks_the_idlest_and_rotates_ties() {
         let c = [up(5), up(1), up(1), up(7)];
-        assert_eq!(pick(Balance::LeastConnections, &c, 0, &[]), Some(1));
-        assert_eq!(pick(Balance::LeastConnections, &c, 2, &[]), Some(2));
-        assert_eq!(pick(Balance::LeastConnections, &c, 0, &[1, 2]), Some(0));
+        assert_eq!(
+            pick(Balance::LeastConnections, c.len(), |i| c[i], 0, &[]),
+            Some(1)
+        );
+        assert_eq!(
+            pick(Balance::LeastConnections, c.len(), |i| c[i], 2, &[]),
+            Some(2)
+        );
+        assert_eq!(
+            pick(Balance::LeastConnections, c.len(), |i| c[i], 0, &[1, 2]),
+            Some(0)
+        );
     }
 
     #[test]
@@ -234,17 +253,26 @@ mod tests {
         let mut c = [up(0), up(0)];
         c[0].available = false;
         c[1].available = false;
-        assert_eq!(pick(Balance::RoundRobin, &c, 0, &[]), Some(0));
-        assert_eq!(pick(Balance::RoundRobin, &c, 0, &[0]), Some(1));
+        assert_eq!(
+            pick(Balance::RoundRobin, c.len(), |i| c[i], 0, &[]),
+            Some(0)
+        );
+        assert_eq!(
+            pick(Balance::RoundRobin, c.len(), |i| c[i], 0, &[0]),
+            Some(1)
+        );
     }
 
     #[test]
     fn full_backends_are_never_picked() {
         let mut c = [up(0), up(0)];
         c[0].full = true;
-        assert_eq!(pick(Balance::LeastConnections, &c, 0, &[]), Some(1));
+        assert_eq!(
+            pick(Balance::LeastConnections, c.len(), |i| c[i], 0, &[]),
+            Some(1)
+        );
         c[1].full = true;
-        assert_eq!(pick(Balance::RoundRobin, &c, 0, &[]), None);
-        assert_eq!(pick(Balance::RoundRobin, &[], 0, &[]), None);
+        assert_eq!(pick(Balance::RoundRobin, c.len(), |i| c[i], 0, &[]), None);
+        assert_eq!(pick(Balance::RoundRobin, 0, |_| up(0), 0, &[]), None);
     }
 }

@@ -86,11 +86,12 @@ pub struct ClientHello<'a> {
 
 impl<'a> ClientHello<'a> {
     /// The protocols offered in the ALPN extension, in the client's order.
-    pub fn alpn(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+    pub fn alpn(&self) -> impl Iterator<Item = &'a [u8]> + Clone + 'a {
         AlpnIter(self.alpn)
     }
 }
 
+#[derive(Clone)]
 struct AlpnIter<'a>(&'a [u8]);
 
 impl<'a> Iterator for AlpnIter<'a> {
