@@ -180,7 +180,7 @@ impl Proxy {
         for (name, bound) in sockets {
             if let Some(first) = bound.first() {
                 match first.local_addr() {
-                    Ok(addr) => tracing::info!(listener = &*name, "proxy listening on {addr}"),
+                    Ok(addr) => tracing::info!("proxy listening on {addr} (listener {name})"),
                     Err(err) => tracing::warn!("proxy listener has no address: {err}"),
                 }
             }
@@ -275,10 +275,8 @@ impl Proxy {
         }
         *shared.table.write().unwrap_or_else(PoisonError::into_inner) = table;
         shared.metrics.reloads.inc();
-        tracing::info!(
-            routes = new.routes.len(),
-            "proxy reloaded routes and backends"
-        );
+        let n = shared.metrics.reloads.get();
+        tracing::info!("proxy reloaded routes and backends (reload {n})");
     }
 }
 
