@@ -334,7 +334,7 @@ impl Config {
                 return Err(problem(key("listen"), "needs at least one address"));
             }
             for addr in &l.listen {
-                if !addrs.insert(*addr) {
+                if addr.port() != 0 && !addrs.insert(*addr) {
                     return Err(problem(key("listen"), format!("{addr} is listed twice")));
                 }
             }

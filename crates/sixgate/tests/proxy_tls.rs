@@ -18,7 +18,7 @@ fn ipv6_client_sees_the_ipv4_backends_own_certificate() {
     let dir = TempDir::new("tlscert");
     let cert = self_signed(&dir, "api.example.test");
     let (_server, backend) = s_server(&cert);
-    let proxy = Proxy::start(
+    let mut proxy = Proxy::start(
         "tlscert",
         &format!(
             "[proxy]\n[[proxy.listeners]]\nname = \"tls\"\nlisten = [\"[::1]:0\"]\n\
@@ -73,7 +73,7 @@ fn two_sni_names_reach_two_backends_and_unknown_names_are_refused() {
     );
     let (_sa, backend_a) = s_server(&a);
     let (_sb, backend_b) = s_server(&b);
-    let proxy = Proxy::start(
+    let mut proxy = Proxy::start(
         "twosni",
         &format!(
             "[proxy]\n[[proxy.listeners]]\nname = \"tls\"\nlisten = [\"[::1]:0\"]\n\
@@ -112,7 +112,7 @@ fn two_sni_names_reach_two_backends_and_unknown_names_are_refused() {
 
 #[test]
 fn bad_client_hellos_are_closed_within_the_timeout_and_counted() {
-    let proxy = Proxy::start(
+    let mut proxy = Proxy::start(
         "badhello",
         "[proxy]\n[[proxy.listeners]]\nname = \"tls\"\nlisten = [\"[::1]:0\"]\n\
          hello_timeout_ms = 600\nhello_max_bytes = 1024\n\
@@ -186,7 +186,7 @@ fn thousands_of_idle_connections_do_not_exhaust_the_proxy() {
     let dir = TempDir::new("idle");
     let cert = self_signed(&dir, "a.example.test");
     let (_server, backend) = s_server(&cert);
-    let proxy = Proxy::start(
+    let mut proxy = Proxy::start(
         "idle",
         &format!(
             "[proxy]\n[[proxy.listeners]]\nname = \"tls\"\nlisten = [\"[::1]:0\"]\nhello_timeout_ms = 60000\n\

@@ -57,30 +57,14 @@ impl Proxy {
         }
     }
 
-    /// The address of the listener named `name`.
-    pub fn listener(&self, name: &str) -> SocketAddr {
-        let tag = format!("(listener {name})");
-        self.sg
-            .log_lines
-            .iter()
-            .filter(|l| l.contains(&tag))
-            .find_map(|l| {
-                l.split_once("proxy listening on ")?
-                    .1
-                    .split_whitespace()
-                    .next()?
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or_else(|| panic!("no listening line for listener {name}"))
-    }
-
-    /// Waits until every listener in `names` has logged its address.
-    pub fn wait_listeners(&mut self, names: &[&str]) {
-        for name in names {
-            self.sg
-                .wait_for_log(&format!("(listener {name})"), Duration::from_secs(10));
-        }
+    /// The address of the listener named `name` (waits for its line).
+    pub fn listener(&mut self, name: &str) -> SocketAddr {
+        let line = self
+            .sg
+            .wait_for_log(&format!("(listener {name})"), Duration::from_secs(10));
+        line.split_once("proxy listening on ")
+            .and_then(|(_, rest)| rest.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
     }
 
     /// The value of one series on `/metrics` (`name{labels}` exactly as
