@@ -29,6 +29,9 @@ pub struct Config {
     /// One `sixgate::access` log line per connection, at info.
     #[serde(default = "defaults::yes")]
     pub access_log: bool,
+    /// Move bytes with `splice(2)` on Linux (off: a userspace copy).
+    #[serde(default = "defaults::yes")]
+    pub splice: bool,
     /// How often backend DNS names are resolved again.
     #[serde(default = "defaults::resolve_interval_secs")]
     pub resolve_interval_secs: u64,

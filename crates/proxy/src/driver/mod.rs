@@ -112,6 +112,7 @@ impl Proxy {
                 drain_timeout_secs: 0,
                 max_connections: 0,
                 access_log: false,
+                splice: false,
                 resolve_interval_secs: 1,
                 listeners: Vec::new(),
                 routes: Vec::new(),

@@ -21,7 +21,7 @@ pub fn validate(section: &Section) -> Result<(), Invalid> {
 /// Runs the part until `ctx.shutdown` is cancelled, then drains.
 pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     let proxy = Proxy::new(Options {
-        splice: std::env::var_os("SIXGATE_PROXY_NO_SPLICE").is_none(),
+        splice: section.splice,
     });
     ctx.registry.register(proxy.collector());
     let ready = ctx.health.part("proxy");
