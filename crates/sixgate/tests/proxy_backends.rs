@@ -156,3 +156,58 @@ fn connections_per_source_prefix_are_limited() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn backend_given_by_name_is_resolved_and_used() {
+    let b = TestServer::named("B");
+    let port = b.addr.port();
+    let mut proxy = Proxy::start(
+        "byname",
+        &format!(
+            "[proxy]\nresolve_interval_secs = 1\n[[proxy.listeners]]\nname = \"plain\"\nlisten = [\"[::1]:0\"]\n\
+             [[proxy.routes]]\nname = \"r\"\nbackends = [\"localhost:{port}\"]\n"
+        ),
+    );
+    let addr = proxy.listener("plain");
+    assert_eq!(exchange(addr, b""), "B\n");
+    let series = format!(
+        "sixgate_proxy_backend_up{{route=\"r\",backend=\"localhost:{port} (127.0.0.1:{port})\"}}"
+    );
+    assert_eq!(proxy.metric(&series), 1);
+    // Resolved again every second; the address (and its state) stays.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(exchange(addr, b""), "B\n");
+    assert_eq!(
+        proxy.metric("sixgate_proxy_errors_total{reason=\"resolve_failed\"}"),
+        0
+    );
+}
+
+#[test]
+fn connections_over_the_total_limit_are_closed_at_once() {
+    let b = TestServer::start("127.0.0.1:0", |mut s| {
+        let mut buf = [0u8; 64];
+        let _ = std::io::Read::read(&mut s, &mut buf);
+    });
+    let mut proxy = Proxy::start(
+        "total",
+        &format!(
+            "[proxy]\nmax_connections = 3\n[[proxy.listeners]]\nname = \"plain\"\nlisten = [\"[::1]:0\"]\n\
+             [[proxy.routes]]\nname = \"r\"\nbackends = [\"{}\"]\n",
+            b.addr
+        ),
+    );
+    let addr = proxy.listener("plain");
+    let _held: Vec<TcpStream> = (0..3).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proxy.metric("sixgate_proxy_connections_open") < 3 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut extra = TcpStream::connect(addr).unwrap();
+    assert!(closed_within(&mut extra, Duration::from_secs(2)).is_some());
+    assert_eq!(
+        proxy.metric("sixgate_proxy_rejections_total{reason=\"max_connections\"}"),
+        1
+    );
+}
