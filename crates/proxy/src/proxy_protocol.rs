@@ -535,4 +535,47 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn v2_encode_then_decode_gives_back_addresses_and_authority() {
+        let mut state = 0x1234_5678_9abc_def1_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..5_000 {
+            let port = |x: u64| u16::try_from(x & 0xffff).unwrap();
+            let (src, dst) = if next() % 2 == 0 {
+                let a = Ipv4Addr::from(u32::try_from(next() >> 32).unwrap());
+                let b = Ipv4Addr::from(u32::try_from(next() >> 32).unwrap());
+                (
+                    SocketAddr::new(a.into(), port(next())),
+                    SocketAddr::new(b.into(), port(next())),
+                )
+            } else {
+                let a = Ipv6Addr::from((u128::from(next()) << 64) | u128::from(next()));
+                let b = Ipv6Addr::from((u128::from(next()) << 64) | u128::from(next()));
+                (
+                    SocketAddr::new(unmap(a.into()), port(next())),
+                    SocketAddr::new(unmap(b.into()), port(next())),
+                )
+            };
+            let len = usize::try_from(next() % 256).unwrap();
+            let authority: Vec<u8> = (0..len)
+                .map(|i| b'a' + u8::try_from(i % 26).unwrap())
+                .collect();
+            let h = encode_v2(src, dst, Some(&authority));
+            let d = header(h.as_bytes());
+            let (s2, d2) = d.addresses.unwrap();
+            assert_eq!((unmap(s2.ip()), s2.port()), (src.ip(), src.port()));
+            assert_eq!((unmap(d2.ip()), d2.port()), (dst.ip(), dst.port()));
+            assert_eq!(
+                d.authority,
+                (!authority.is_empty()).then_some(&authority[..])
+            );
+            assert_eq!(d.len, h.as_bytes().len());
+        }
+    }
 }
