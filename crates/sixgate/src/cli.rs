@@ -49,13 +49,9 @@ pub enum Command {
     /// Node rules with nftables.
     Node(cmd::node::Args),
     /// IPv6 address planner for many clusters.
-<<<<<<< HEAD
-    Plan(RunArgs),
+    Plan(cmd::plan::Args),
     /// Build the seeds' scenarios in network namespaces, run them, clean up (root).
     Demo(cmd::demo::Args),
-=======
-    Plan(cmd::plan::Args),
->>>>>>> plan
     /// Print the version.
     Version,
 }
