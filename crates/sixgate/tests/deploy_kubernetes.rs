@@ -368,3 +368,32 @@ fn nat64_gateways_each_read_their_own_pool4_slice() {
         "gateways share a pool4: {pools:?}"
     );
 }
+
+#[test]
+fn the_proxy_grace_period_covers_pre_stop_and_the_drain_deadline() {
+    let objects = render("private-link");
+    let proxy = workloads(&objects)
+        .into_iter()
+        .find(|w| component(w) == "proxy")
+        .expect("proxy workload");
+    let pod = &proxy["spec"]["template"]["spec"];
+    let grace = pod["terminationGracePeriodSeconds"]
+        .as_u64()
+        .expect("a grace period");
+    let pre_stop = containers(proxy)[0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+        .as_u64()
+        .unwrap_or(0);
+    let (_, config) = shipped_configs(&objects)
+        .into_iter()
+        .find(|(origin, _)| origin.starts_with("sixgate-proxy/"))
+        .expect("the proxy's config");
+    let config: toml::Table = config.parse().expect("TOML");
+    let drain = config["proxy"]["drain_timeout_secs"]
+        .as_integer()
+        .expect("drain_timeout_secs set");
+    let drain = u64::try_from(drain).expect("non-negative");
+    assert!(
+        grace >= pre_stop + drain,
+        "terminationGracePeriodSeconds {grace} < preStop {pre_stop} + drain {drain}: Kubernetes would kill connections still draining"
+    );
+}
