@@ -7,6 +7,7 @@
 pub mod checksum;
 pub mod eam;
 pub mod prefix64;
+mod rfc7915;
 pub mod siit;
 pub mod wire;
 

@@ -180,6 +180,9 @@ pub enum DropReason {
     MalformedTransport,
     /// ICMP header truncated or an ICMP error without a usable inner packet.
     MalformedIcmp,
+    /// An ICMP error whose checksum is wrong (it would be rebuilt with a
+    /// valid one, so it is checked first).
+    BadIcmpChecksum,
     /// The source address matches neither the EAM table nor pool6.
     UntranslatableSource,
     /// The destination address matches neither the EAM table nor pool6.
@@ -212,6 +215,7 @@ impl DropReason {
         DropReason::MalformedIpv6,
         DropReason::MalformedTransport,
         DropReason::MalformedIcmp,
+        DropReason::BadIcmpChecksum,
         DropReason::UntranslatableSource,
         DropReason::UntranslatableDestination,
         DropReason::TtlExpired,
@@ -233,6 +237,7 @@ impl DropReason {
             DropReason::MalformedIpv6 => "malformed_ipv6",
             DropReason::MalformedTransport => "malformed_transport",
             DropReason::MalformedIcmp => "malformed_icmp",
+            DropReason::BadIcmpChecksum => "bad_icmp_checksum",
             DropReason::UntranslatableSource => "untranslatable_source",
             DropReason::UntranslatableDestination => "untranslatable_destination",
             DropReason::TtlExpired => "ttl_expired",
@@ -295,6 +300,10 @@ impl Verdict {
 pub struct Output {
     buf: Vec<u8>,
     ends: Vec<usize>,
+    /// Room to build a payload before fragmenting it.
+    pub(crate) scratch: Vec<u8>,
+    /// Room for the intermediate IPv4 packet of a hairpin.
+    pub(crate) hairpin: Vec<u8>,
 }
 
 impl Default for Output {
@@ -309,6 +318,8 @@ impl Output {
         Self {
             buf: Vec::with_capacity(96 * 1024),
             ends: Vec::with_capacity(64),
+            scratch: Vec::with_capacity(64 * 1024),
+            hairpin: Vec::with_capacity(64 * 1024),
         }
     }
 
@@ -346,12 +357,14 @@ impl Output {
         &mut self.buf[start..]
     }
 
-    /// Drops the packets from index `n` on.
-    pub(crate) fn truncate(&mut self, n: usize) {
-        if n < self.ends.len() {
-            let start = if n == 0 { 0 } else { self.ends[n - 1] };
-            self.buf.truncate(start);
-            self.ends.truncate(n);
+    /// Shortens the last packet to `len` bytes (no-op if it is shorter).
+    pub(crate) fn shrink_last(&mut self, len: usize) {
+        let start = self.ends.len().checked_sub(2).map_or(0, |i| self.ends[i]);
+        if let Some(end) = self.ends.last_mut() {
+            if start + len < *end {
+                *end = start + len;
+                self.buf.truncate(start + len);
+            }
         }
     }
 }
@@ -359,11 +372,11 @@ impl Output {
 /// The translator. See the module documentation for the contract.
 #[derive(Debug)]
 pub struct Siit {
-    config: SiitConfig,
-    eam: EamTable,
+    pub(crate) config: SiitConfig,
+    pub(crate) eam: EamTable,
     /// RFC 7915 §5.1: Identification for 6→4 packets without a Fragment
     /// header ("set according to a Fragment Identification algorithm").
-    next_id: AtomicU32,
+    pub(crate) next_id: AtomicU32,
 }
 
 impl Siit {
@@ -391,10 +404,20 @@ impl Siit {
     /// Translates one packet read from the TUN device; see the module docs.
     pub fn translate(&self, packet: &[u8], out: &mut Output) -> Verdict {
         out.clear();
-        let _ = self.next_id.fetch_add(0, Ordering::Relaxed);
-        match packet.first().map(|b| b >> 4) {
-            Some(4) | Some(6) => Verdict::Drop(DropReason::Unsupported),
+        let verdict = match packet.first().map(|b| b >> 4) {
+            Some(4) => self.four_to_six(packet, out, false),
+            Some(6) => self.six_to_four(packet, out),
             _ => Verdict::Drop(DropReason::UnknownVersion),
+        };
+        if matches!(verdict, Verdict::Drop(_)) {
+            out.clear();
         }
+        verdict
+    }
+
+    /// The next Identification for a 6→4 packet without a Fragment header.
+    pub(crate) fn next_ident(&self) -> u16 {
+        let [_, _, hi, lo] = self.next_id.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+        u16::from_be_bytes([hi, lo])
     }
 }

@@ -282,12 +282,17 @@ mod tests {
         );
         let mut bad = PACKET;
         bad[0] = 0x44;
-        assert_eq!(Ipv4Packet::new_checked(&bad[..]).unwrap_err(), WireError::Malformed);
+        assert_eq!(
+            Ipv4Packet::new_checked(&bad[..]).unwrap_err(),
+            WireError::Malformed
+        );
     }
 
     #[test]
     fn unexpired_loose_source_route_is_seen() {
-        let mut buf = vec![0x47u8, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2];
+        let mut buf = vec![
+            0x47u8, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+        ];
         // LSRR, length 7, pointer 4, one address; then padding.
         buf.extend_from_slice(&[131, 7, 4, 10, 0, 0, 1, 0]);
         buf.extend_from_slice(&[0; 4]);

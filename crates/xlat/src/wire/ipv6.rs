@@ -124,9 +124,11 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     /// Walks the extension headers (RFC 7915 §5.1). `Err` when the chain runs
-    /// past the payload length or is longer than 16 headers.
+    /// past the payload length (or the buffer, for the truncated packet inside
+    /// an ICMPv6 error) or is longer than 16 headers. Needs 40 bytes.
     pub fn walk(&self) -> Result<Ipv6Walk, WireError> {
-        let b = self.packet();
+        let all = self.buffer.as_ref();
+        let b = &all[..all.len().min(HEADER_LEN + usize::from(self.payload_len()))];
         let mut nh = self.next_header();
         let mut at = HEADER_LEN;
         let mut fragment = None;
@@ -215,7 +217,13 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
 }
 
 /// Writes a Fragment header into `b[..8]`.
-pub fn emit_fragment_header(b: &mut [u8], next_header: u8, offset_units: u16, more: bool, ident: u32) {
+pub fn emit_fragment_header(
+    b: &mut [u8],
+    next_header: u8,
+    offset_units: u16,
+    more: bool,
+    ident: u32,
+) {
     b[0] = next_header;
     b[1] = 0;
     set_be16(b, 2, (offset_units << 3) | u16::from(more));

@@ -86,7 +86,10 @@ mod tests {
         b[12] = 0x60;
         b[13] = 0x02;
         let mut p = TcpPacket::new_checked(&mut b[..]).unwrap();
-        assert_eq!((p.src_port(), p.dst_port(), p.seq_number()), (443, 50000, 7));
+        assert_eq!(
+            (p.src_port(), p.dst_port(), p.seq_number()),
+            (443, 50000, 7)
+        );
         assert_eq!((p.header_len(), p.flags()), (24, 0x02));
         p.set_checksum(0x1234);
         assert_eq!(p.checksum(), 0x1234);

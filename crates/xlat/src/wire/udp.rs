@@ -76,7 +76,10 @@ mod tests {
     fn deconstructs_and_constructs() {
         let mut b = [0x04, 0xd2, 0x00, 0x35, 0x00, 0x0c, 0x00, 0x00, 1, 2, 3, 4];
         let mut p = UdpPacket::new_checked(&mut b[..]).unwrap();
-        assert_eq!((p.src_port(), p.dst_port(), p.len(), p.checksum()), (1234, 53, 12, 0));
+        assert_eq!(
+            (p.src_port(), p.dst_port(), p.len(), p.checksum()),
+            (1234, 53, 12, 0)
+        );
         p.set_checksum(0xffff);
         p.set_dst_port(5353);
         assert_eq!(&b[2..8], &[0x14, 0xe9, 0, 12, 0xff, 0xff]);
