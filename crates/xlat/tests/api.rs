@@ -1,6 +1,9 @@
 //! The contract the driver relies on: config checks name the field, labels
 //! are stable and unique, the output buffer is reused.
 
+// Test data is made by truncating counters to bytes on purpose.
+#![allow(clippy::cast_possible_truncation)]
+
 mod oracle;
 
 use oracle::*;
@@ -48,7 +51,11 @@ fn drop_reason_labels_are_unique_snake_case_and_all_listed() {
     sorted.dedup();
     assert_eq!(sorted.len(), labels.len(), "duplicate label");
     for l in &labels {
-        assert!(l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{l}");
+        assert!(
+            l.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "{l}"
+        );
     }
     for v in [
         Verdict::FourToSix,
