@@ -7,6 +7,8 @@ mod cmd;
 mod config;
 mod context;
 mod logging;
+mod routes;
+mod tun;
 
 use std::process::ExitCode;
 

@@ -1,0 +1,367 @@
+//! A Linux TUN device: open by name, set its MTU, bring it up, read and
+//! write whole IP packets.
+//!
+//! One queue, non-blocking file descriptor, no packet information header
+//! (`IFF_NO_PI`): each `read` returns exactly one IPv4 or IPv6 packet and each
+//! `write` injects one into the kernel's stack. The device lives as long as
+//! the [`Tun`] value (it is not made persistent), so the kernel deletes it and
+//! every route through it when the process ends, however it ends.
+//!
+//! # Threading model
+//!
+//! The packet loop of a TUN part runs on a dedicated OS thread per queue,
+//! not on the tokio runtime: translation is synchronous CPU work, the loop
+//! drains the device until `EAGAIN` and then sleeps in `poll(2)` on the
+//! device and on a [`Waker`] (an `eventfd`), which the async side triggers to
+//! stop it. That keeps the hot path free of task scheduling and wake-up
+//! bookkeeping, gives each queue a core of its own when multi-queue TUN
+//! arrives (one `Tun` per queue, one thread each), and still stops promptly
+//! on shutdown. `recv`/`send` take `&self`, so NAT64 can share one device
+//! between a reading thread and a timer task if it needs to.
+//!
+//! All `unsafe` of the binary lives in this module, each block with its
+//! `SAFETY` argument.
+
+use std::ffi::c_short;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Largest interface name the kernel takes, without the trailing NUL.
+pub const MAX_NAME_LEN: usize = libc::IFNAMSIZ - 1;
+
+/// The largest packet a TUN device hands out (the IPv4/IPv6 length fields
+/// top out at 64 KiB); a receive buffer of this size never truncates.
+pub const MAX_PACKET: usize = 65_536;
+
+/// A TUN device could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TunError {
+    #[error("invalid interface name {name:?}: {reason}")]
+    Name { name: String, reason: &'static str },
+    #[error(
+        "cannot open /dev/net/tun: {0} (is the tun module there, and do we have CAP_NET_ADMIN?)"
+    )]
+    Open(io::Error),
+    #[error("cannot create tun device {name}: {source}")]
+    Create { name: String, source: io::Error },
+    #[error("tun {name}: cannot {what}: {source}")]
+    Configure {
+        name: String,
+        what: &'static str,
+        source: io::Error,
+    },
+}
+
+/// Checks an interface name: 1 to 15 bytes, no NUL, `/`, whitespace or `:`
+/// (the characters the kernel's `dev_valid_name` refuses, plus `:` which
+/// would read as an alias), and not `.` or `..`.
+pub fn check_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err("it is longer than 15 bytes");
+    }
+    if name == "." || name == ".." {
+        return Err("it cannot be . or ..");
+    }
+    if name
+        .bytes()
+        .any(|b| b == 0 || b == b'/' || b == b':' || b.is_ascii_whitespace())
+    {
+        return Err("it contains NUL, '/', ':' or whitespace");
+    }
+    Ok(())
+}
+
+/// An open TUN device (one queue).
+#[derive(Debug)]
+pub struct Tun {
+    file: File,
+    name: String,
+}
+
+impl Tun {
+    /// Creates (or attaches to) the TUN device `name`, in non-blocking mode.
+    /// A name with `%d` lets the kernel pick the number; [`Tun::name`] tells
+    /// which it picked.
+    pub fn open(name: &str) -> Result<Self, TunError> {
+        check_name(name).map_err(|reason| TunError::Name {
+            name: name.to_owned(),
+            reason,
+        })?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open("/dev/net/tun")
+            .map_err(TunError::Open)?;
+        let mut req = ifreq(name);
+        // The flags field is a C short; both flags fit in its low 13 bits.
+        req.ifr_ifru.ifru_flags = c_short::try_from(libc::IFF_TUN | libc::IFF_NO_PI)
+            .expect("IFF_TUN | IFF_NO_PI is 0x1001, which fits in a short");
+        // SAFETY: the fd is an open /dev/net/tun; TUNSETIFF reads and writes
+        // one `struct ifreq`, and `req` is a valid, exclusively borrowed ifreq
+        // that outlives the call.
+        let rc = unsafe { libc::ioctl(file.as_raw_fd(), libc::TUNSETIFF, &raw mut req) };
+        if rc < 0 {
+            return Err(TunError::Create {
+                name: name.to_owned(),
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(Self {
+            file,
+            name: name_of(&req),
+        })
+    }
+
+    /// The device's name as the kernel has it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sets the device's MTU.
+    pub fn set_mtu(&self, mtu: u32) -> Result<(), TunError> {
+        let mut req = ifreq(&self.name);
+        req.ifr_ifru.ifru_mtu = i32::try_from(mtu).map_err(|_| {
+            self.error(
+                "set the mtu",
+                io::Error::new(io::ErrorKind::InvalidInput, "mtu out of range"),
+            )
+        })?;
+        self.interface_ioctl(libc::SIOCSIFMTU, &mut req, "set the mtu")
+    }
+
+    /// Brings the device up (`ip link set NAME up`).
+    pub fn set_up(&self) -> Result<(), TunError> {
+        let mut req = ifreq(&self.name);
+        self.interface_ioctl(libc::SIOCGIFFLAGS, &mut req, "read its flags")?;
+        // SAFETY: SIOCGIFFLAGS has just filled the `ifru_flags` member, so
+        // reading that member of the union reads initialised memory.
+        let flags = unsafe { req.ifr_ifru.ifru_flags };
+        let up = c_short::try_from(libc::IFF_UP).expect("IFF_UP is 1");
+        req.ifr_ifru.ifru_flags = flags | up;
+        self.interface_ioctl(libc::SIOCSIFFLAGS, &mut req, "bring it up")
+    }
+
+    /// Reads one packet into `buf`. `WouldBlock` when none is waiting. A
+    /// packet longer than `buf` is truncated by the kernel: use a buffer of
+    /// [`MAX_PACKET`] bytes.
+    #[inline]
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.file).read(buf)
+    }
+
+    /// Writes one packet. The kernel takes it whole or not at all.
+    #[inline]
+    pub fn send(&self, packet: &[u8]) -> io::Result<()> {
+        let n = (&self.file).write(packet)?;
+        if n == packet.len() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short write to tun",
+            ))
+        }
+    }
+
+    /// Sleeps until a packet is waiting or `waker` is woken.
+    pub fn wait(&self, waker: &Waker) -> io::Result<Ready> {
+        let mut fds = [
+            libc::pollfd {
+                fd: self.file.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: waker.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        loop {
+            if waker.is_woken() {
+                return Ok(Ready::Woken);
+            }
+            // SAFETY: `fds` is a valid array of 2 pollfd structs that lives
+            // across the call; poll writes only their `revents` fields.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if rc < 0 {
+                let err = io::Error::last_os_error();
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(err);
+            }
+            if fds[1].revents != 0 || waker.is_woken() {
+                return Ok(Ready::Woken);
+            }
+            let revents = fds[0].revents;
+            if revents & libc::POLLIN != 0 {
+                return Ok(Ready::Packets);
+            }
+            if revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                return Err(io::Error::other(format!(
+                    "tun {}: poll reported error/hang-up (revents {revents:#x})",
+                    self.name
+                )));
+            }
+        }
+    }
+
+    fn interface_ioctl(
+        &self,
+        request: libc::c_ulong,
+        req: &mut libc::ifreq,
+        what: &'static str,
+    ) -> Result<(), TunError> {
+        let sock = control_socket().map_err(|err| self.error(what, err))?;
+        // SAFETY: `sock` is an open socket; the SIOC[GS]IF* requests used
+        // here read and write one `struct ifreq`, and `req` is a valid,
+        // exclusively borrowed ifreq that outlives the call.
+        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), request, std::ptr::from_mut(req)) };
+        if rc < 0 {
+            return Err(self.error(what, io::Error::last_os_error()));
+        }
+        Ok(())
+    }
+
+    fn error(&self, what: &'static str, source: io::Error) -> TunError {
+        TunError::Configure {
+            name: self.name.clone(),
+            what,
+            source,
+        }
+    }
+}
+
+impl std::os::fd::AsRawFd for Tun {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+/// What [`Tun::wait`] woke up for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ready {
+    /// At least one packet can be read.
+    Packets,
+    /// [`Waker::wake`] was called: stop.
+    Woken,
+}
+
+/// Wakes a thread sleeping in [`Tun::wait`], and keeps saying "stop" after.
+#[derive(Debug)]
+pub struct Waker {
+    fd: OwnedFd,
+    woken: AtomicBool,
+}
+
+impl Waker {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: eventfd takes no pointers; it returns a new fd or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self {
+            // SAFETY: `fd` was just returned by eventfd, is open, and is
+            // owned by nothing else.
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+            woken: AtomicBool::new(false),
+        })
+    }
+
+    /// Tells the packet thread to stop (idempotent).
+    pub fn wake(&self) {
+        self.woken.store(true, Ordering::Release);
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live local buffer to our eventfd.
+        // A failure (the counter is saturated) still leaves it readable,
+        // which is all `wait` needs.
+        let _ = unsafe { libc::write(self.fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+
+    /// Whether [`Waker::wake`] has been called: a relaxed-cost check the
+    /// packet loop makes between packets, so a busy device still stops.
+    #[inline]
+    pub fn is_woken(&self) -> bool {
+        self.woken.load(Ordering::Acquire)
+    }
+}
+
+/// An `AF_INET` datagram socket, the handle the interface ioctls need.
+fn control_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket takes no pointers; it returns a new fd or -1.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket, is open, and is owned by
+    // nothing else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A zeroed `ifreq` carrying `name` (checked by the caller: at most 15
+/// bytes, no NUL), NUL-terminated.
+fn ifreq(name: &str) -> libc::ifreq {
+    // SAFETY: ifreq is a C struct of integers, byte arrays and a union of
+    // those; all-zero bytes are a valid value of each.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(name.bytes().take(MAX_NAME_LEN)) {
+        // A byte of the name reinterpreted as C `char` (signed on x86).
+        #[allow(clippy::cast_possible_wrap)]
+        let c = src as libc::c_char;
+        *dst = c;
+    }
+    req
+}
+
+/// The NUL-terminated name the kernel wrote back into an `ifreq`.
+fn name_of(req: &libc::ifreq) -> String {
+    let bytes: Vec<u8> = req
+        .ifr_name
+        .iter()
+        .take_while(|&&c| c != 0)
+        // A C `char` reinterpreted as the byte it holds.
+        .map(|&c| {
+            #[allow(clippy::cast_sign_loss)]
+            let b = c as u8;
+            b
+        })
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_the_kernel_refuses_are_refused_here() {
+        assert!(check_name("siit0").is_ok());
+        assert!(check_name("sixgate%d").is_ok());
+        assert!(check_name("abcdefghijklmno").is_ok());
+        assert_eq!(check_name(""), Err("it is empty"));
+        assert_eq!(
+            check_name("abcdefghijklmnop"),
+            Err("it is longer than 15 bytes")
+        );
+        assert!(check_name("a/b").is_err());
+        assert!(check_name("a b").is_err());
+        assert!(check_name("a:1").is_err());
+        assert!(check_name("..").is_err());
+    }
+
+    #[test]
+    fn ifreq_name_round_trips() {
+        let req = ifreq("siit0");
+        assert_eq!(name_of(&req), "siit0");
+        assert_eq!(req.ifr_name[5], 0);
+    }
+}
