@@ -48,7 +48,11 @@ fn drop_reason_labels_are_unique_snake_case_and_all_listed() {
     sorted.dedup();
     assert_eq!(sorted.len(), labels.len(), "duplicate label");
     for l in &labels {
-        assert!(l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'), "{l}");
+        assert!(
+            l.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+            "{l}"
+        );
     }
     for v in [
         Verdict::FourToSix,

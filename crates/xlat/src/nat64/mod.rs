@@ -22,6 +22,7 @@ pub mod pool4;
 pub mod random;
 mod table;
 pub mod tcp;
+pub mod translate;
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -34,6 +35,7 @@ pub use pool4::{Pool4, Pool4Entry, Pool4Error, PortRange};
 pub use random::{Random, SplitMix64};
 pub use table::ENTRY_BYTES;
 pub use tcp::{Side, TcpFlags, TcpState};
+pub use translate::{Drop, Packets, Translator, Verdict};
 
 use table::{Table, Timer, TIMERS};
 
@@ -882,3 +884,5 @@ const ALL_TIMERS: [Timer; TIMERS] = [
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod translate_tests;
