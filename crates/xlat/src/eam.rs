@@ -65,6 +65,8 @@ fn mask128(len: u8) -> u128 {
     }
 }
 
+// `len` is the prefix length, not the size of a container.
+#[allow(clippy::len_without_is_empty)]
 impl Ipv4Prefix {
     pub fn new(addr: Ipv4Addr, len: u8) -> Result<Self, PrefixError> {
         if len > 32 {
@@ -108,6 +110,7 @@ impl Ipv4Prefix {
     }
 }
 
+#[allow(clippy::len_without_is_empty)]
 impl Ipv6Prefix {
     pub fn new(addr: Ipv6Addr, len: u8) -> Result<Self, PrefixError> {
         if len > 128 {

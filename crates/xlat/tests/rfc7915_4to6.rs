@@ -1,6 +1,9 @@
 //! RFC 7915 §4 (IPv4 → IPv6) on packets built by etherparse, output checked
 //! by etherparse.
 
+// Test data is made by truncating counters to bytes on purpose.
+#![allow(clippy::cast_possible_truncation)]
+
 mod oracle;
 
 use etherparse::{IpHeaders, Ipv4Options, PacketBuilder, SlicedPacket, TransportSlice};

@@ -1,6 +1,9 @@
 //! RFC 7915 §5 (IPv6 → IPv4) and RFC 7757 §4.2 hairpinning, on packets built
 //! by etherparse, output checked by etherparse.
 
+// Test data is made by truncating counters to bytes on purpose.
+#![allow(clippy::cast_possible_truncation)]
+
 mod oracle;
 
 use etherparse::{
@@ -262,7 +265,8 @@ fn icmpv6_error_from_a_native_ipv6_router_uses_the_rfc6791_pool() {
 #[test]
 fn icmpv6_type_code_table_of_section_5_2() {
     // (type, code, rest) -> Some((type4, code4)) or dropped.
-    let cases: [(u8, u8, u32, Option<(u8, u8)>); 10] = [
+    type Case = (u8, u8, u32, Option<(u8, u8)>);
+    let cases: [Case; 10] = [
         (1, 0, 0, Some((3, 1))),
         (1, 1, 0, Some((3, 10))),
         (1, 2, 0, Some((3, 1))),

@@ -337,6 +337,7 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     let tun = Tun::open(section.tun.as_str())?;
     tun.set_mtu(section.mtu)?;
     tun.set_up()?;
+    tracing::info!("siit opened tun {} (mtu {})", tun.name(), section.mtu);
     let tun = Arc::new(tun);
     warn_if_not_forwarding();
 

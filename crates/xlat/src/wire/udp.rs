@@ -41,7 +41,8 @@ impl<T: AsRef<[u8]>> UdpPacket<T> {
         be16(self.buffer.as_ref(), field::DST_PORT.start)
     }
 
-    pub fn len(&self) -> u16 {
+    /// The Length field: header plus data.
+    pub fn length(&self) -> u16 {
         be16(self.buffer.as_ref(), field::LENGTH.start)
     }
 
@@ -77,7 +78,7 @@ mod tests {
         let mut b = [0x04, 0xd2, 0x00, 0x35, 0x00, 0x0c, 0x00, 0x00, 1, 2, 3, 4];
         let mut p = UdpPacket::new_checked(&mut b[..]).unwrap();
         assert_eq!(
-            (p.src_port(), p.dst_port(), p.len(), p.checksum()),
+            (p.src_port(), p.dst_port(), p.length(), p.checksum()),
             (1234, 53, 12, 0)
         );
         p.set_checksum(0xffff);
