@@ -652,6 +652,84 @@ fn masquerade_reaches_a_server_that_has_no_route_to_pool4_and_is_removed_at_exit
     assert!(!routes6.contains("64:ff9b:1::"), "{routes6}");
 }
 
+#[test]
+fn hairpinning_joins_two_ipv6_hosts_through_a_pool4_address() {
+    if !common::have_root("hairpinning_joins_two_ipv6_hosts_through_a_pool4_address") {
+        return;
+    }
+    // A second IPv6 host (an address of its own on c6's link) serves HTTP,
+    // published at 192.0.2.1:80 by a static BIB entry. c6 reaches it at
+    // that pool4 address under the prefix: 6->4, then straight back 4->6.
+    const WEB6: &str = "2001:db8:6::3";
+    let t = Topology::start(
+        "r",
+        &format!("\"{POOL4}\""),
+        &format!("[[nat64.static_bib]]\nproto = \"tcp\"\nipv6 = \"[{WEB6}]:8080\"\nipv4 = \"{POOL4}:80\"\n"),
+        true,
+    );
+    let dev = t.c6.exec(&[
+        "sh",
+        "-c",
+        "ip -o -6 addr show scope global | awk '{print $2; exit}'",
+    ]);
+    t.c6.exec(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        &format!("{WEB6}/64"),
+        "dev",
+        dev.trim(),
+        "nodad",
+    ]);
+    let www = t.dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "hello through the hairpin\n").unwrap();
+    let _server = spawn_logged(
+        &t.c6,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            WEB6,
+            "--directory",
+            www.to_str().unwrap(),
+            "8080",
+        ],
+        &t.dir.path().join("http.log"),
+    );
+    let url = "http://[64:ff9b:1::c000:201]:80/index.html";
+    assert!(
+        eventually(Duration::from_secs(10), || t
+            .c6
+            .try_exec(&[
+                "curl",
+                "-sS",
+                "-g",
+                "--max-time",
+                "2",
+                "--interface",
+                C6,
+                url
+            ])
+            .stdout
+            == b"hello through the hairpin\n"),
+        "no answer through the hairpin"
+    );
+    assert!(t.metric("sixgate_nat64_packets_total{direction=\"hairpin\"}") >= 3);
+    // Two TCP sessions: the client's (to T:80) and the server's (from T:t).
+    let sessions = t.sessions();
+    assert!(
+        sessions.contains(&format!("session tcp [{C6}]:")),
+        "{sessions}"
+    );
+    assert!(
+        sessions.contains(&format!("session tcp [{WEB6}]:8080 {POOL4}:80 -> {POOL4}:")),
+        "{sessions}"
+    );
+}
+
 fn sha256(path: &Path) -> String {
     common::sh("sha256sum", &[path.to_str().expect("utf-8 path")])
         .split_whitespace()
