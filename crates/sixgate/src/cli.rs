@@ -41,7 +41,7 @@ pub enum Command {
     /// Stateless IP/ICMP translation (RFC 7915) with an EAM table (RFC 7757).
     Siit(RunArgs),
     /// Stateful NAT64 (RFC 6146).
-    Nat64(RunArgs),
+    Nat64(cmd::nat64::Args),
     /// DNS64 resolver (RFC 6147).
     Dns64(RunArgs),
     /// 6->4 L4 proxy with SNI routing and PROXY v2.

@@ -6,6 +6,7 @@
 
 pub mod checksum;
 pub mod eam;
+pub mod nat64;
 pub mod prefix64;
 mod rfc7915;
 pub mod siit;

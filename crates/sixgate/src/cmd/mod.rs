@@ -21,7 +21,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Check(args) => check::command(&args),
         Command::Addr(args) => addr::command(&args),
         Command::Siit(args) => run::command(&args, Some(run::Part::Siit)),
-        Command::Nat64(args) => run::command(&args, Some(run::Part::Nat64)),
+        Command::Nat64(args) => nat64::command(&args),
         Command::Dns64(args) => run::command(&args, Some(run::Part::Dns64)),
         Command::Proxy(args) => run::command(&args, Some(run::Part::Proxy)),
         Command::Node(args) => node::command(args),

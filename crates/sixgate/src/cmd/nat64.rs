@@ -1,19 +1,1041 @@
-//! `sixgate nat64` and the `[nat64]` section of `sixgate run`.
+//! `sixgate nat64` and the `[nat64]` section of `sixgate run`: stateful
+//! NAT64 (RFC 6146) over a TUN device.
+//!
+//! The driver is thin. A TUN device, the routes (and optionally an nftables
+//! masquerade) into and out of it, one packet thread that reads a batch of
+//! packets, hands each to [`Translator::translate`] with the shared
+//! [`State`], and writes what comes out; a timer task that expires sessions
+//! ([`State::poll_timeout`] / [`State::handle_timeout`]); metrics; and the
+//! `/nat64/sessions` admin endpoint that `sixgate nat64 sessions` prints.
 
-use crate::config::Invalid;
+use std::fmt::Write as _;
+use std::io;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Args as ClapArgs, Subcommand};
+use serde::{Deserialize, Deserializer};
+use sixgate_telemetry::{Collect, Counter, Encoder};
+use sixgate_xlat::nat64::{
+    self, Filtering, LimitAction, Packets, Pool4, Pool4Entry, Proto, SplitMix64, State, StaticBib,
+    Taddr4, Taddr6, Timeouts, Translator, Verdict,
+};
+use sixgate_xlat::prefix64::{is_global_v4, WELL_KNOWN};
+use sixgate_xlat::{Prefix64, SiitConfig};
+
+use crate::cli::{ConfigArgs, RunArgs};
+use crate::cmd::siit::TunName;
+use crate::config::{Config, Invalid};
 use crate::context::Context;
+use crate::routes::{RoutePrefix, Routes};
+use crate::tun::{self, Ready, Tun, Waker};
 
-/// The `[nat64]` section (not implemented yet).
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub const DEFAULT_TUN: &str = "nat64";
+pub const DEFAULT_MTU: u32 = 1500;
+const MIN_MTU: u32 = 1280;
+const MAX_MTU: u32 = 65_535;
+/// Packets handled per lock of the state.
+const BATCH: usize = 64;
+
+// ---------------------------------------------------------------------------
+// CLI
+// ---------------------------------------------------------------------------
+
+/// `sixgate nat64`: run the translator, or look at a running one.
+#[derive(Debug, ClapArgs)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    action: Option<Action>,
+    /// The TOML config file (needed to run).
+    #[arg(short, long, env = "SIXGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Admin HTTP address (`/healthz`, `/readyz`, `/metrics`,
+    /// `/nat64/sessions`); overrides `[admin] listen`.
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Action {
+    /// List the BIB entries and sessions of a running `sixgate nat64` (like
+    /// `jool session display`), read from its admin port.
+    Sessions {
+        /// The admin address of the running sixgate.
+        #[arg(long, conflicts_with = "config")]
+        admin: Option<SocketAddr>,
+        /// Or: its config file (its `[admin] listen` is used).
+        #[arg(short, long, env = "SIXGATE_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+pub fn command(args: &Args) -> anyhow::Result<()> {
+    let run = args.config.clone().map(|config| RunArgs {
+        config: ConfigArgs { config },
+        admin: args.admin,
+    });
+    match (&args.action, &run) {
+        (Some(Action::Sessions { admin, config }), _) => {
+            let addr = match (admin, config) {
+                (Some(addr), _) => *addr,
+                (None, Some(path)) => Config::load(path)?.admin.listen,
+                (None, None) => crate::config::AdminConfig::default().listen,
+            };
+            let body = admin_get(addr, "/nat64/sessions")?;
+            print!("{body}");
+            Ok(())
+        }
+        (None, Some(run)) => crate::cmd::run::command(run, Some(crate::cmd::run::Part::Nat64)),
+        (None, None) => {
+            anyhow::bail!("sixgate nat64 needs --config FILE (or the sessions subcommand)")
+        }
+    }
+}
+
+/// A plain HTTP/1.0 GET to the admin port.
+fn admin_get(addr: SocketAddr, path: &str) -> anyhow::Result<String> {
+    use std::io::{Read as _, Write as _};
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| {
+            format!("cannot reach the admin port {addr} (is sixgate nat64 running?)")
+        })?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .context("the admin port sent no HTTP response")?;
+    let status = head.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        anyhow::bail!("{addr}{path}: HTTP {status}: {}", body.trim());
+    }
+    Ok(body.to_owned())
+}
+
+// ---------------------------------------------------------------------------
+// Config
+// ---------------------------------------------------------------------------
+
+/// The `[nat64]` section.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Section {}
+pub struct Section {
+    /// TUN device to create.
+    #[serde(default = "default_tun")]
+    pub tun: TunName,
+    #[serde(default = "default_mtu")]
+    pub mtu: u32,
+    /// RFC 6052 prefix the IPv4 Internet is seen under.
+    #[serde(default = "default_prefix")]
+    pub prefix: Prefix64,
+    /// pool4 entries: `ADDR[/LEN] [tcp|udp|icmp] [FIRST-LAST]`.
+    pub pool4: Vec<Pool4Entry>,
+    /// Add routes for the prefix and pool4 into the TUN device (and the
+    /// masquerade below) at start, remove them at exit.
+    #[serde(default)]
+    pub manage_routes: bool,
+    /// With `manage_routes`: masquerade traffic from pool4 leaving through
+    /// any other interface (an nftables table owned by sixgate), for hosts
+    /// whose IPv4 network does not route pool4 to them.
+    #[serde(default)]
+    pub masquerade: bool,
+    #[serde(default)]
+    pub filtering: FilteringName,
+    #[serde(default)]
+    pub on_limit: LimitName,
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: u32,
+    #[serde(default = "default_max_per_source")]
+    pub max_sessions_per_source: u32,
+    #[serde(default)]
+    pub timeouts: TimeoutsSection,
+    /// Accept timeouts below RFC 6146's minimums (for tests and labs).
+    #[serde(default)]
+    pub allow_short_timeouts: bool,
+    #[serde(default)]
+    pub static_bib: Vec<StaticEntry>,
+    /// Source of the ICMPv4 errors the translator makes itself (TTL
+    /// exceeded); default: the first pool4 address.
+    #[serde(default)]
+    pub own_ipv4: Option<Ipv4Addr>,
+    /// Source of the ICMPv6 errors the translator makes itself (hop limit
+    /// exceeded); default: `own_ipv4` under the prefix.
+    #[serde(default)]
+    pub own_ipv6: Option<Ipv6Addr>,
+    /// RFC 7915 lowest-ipv6-mtu.
+    #[serde(default = "default_lowest_ipv6_mtu")]
+    pub lowest_ipv6_mtu: u16,
+}
+
+fn default_tun() -> TunName {
+    DEFAULT_TUN.parse().expect("the default tun name is valid")
+}
+fn default_mtu() -> u32 {
+    DEFAULT_MTU
+}
+fn default_prefix() -> Prefix64 {
+    WELL_KNOWN
+}
+fn default_max_sessions() -> u32 {
+    nat64::Limits::default().max_sessions
+}
+fn default_max_per_source() -> u32 {
+    nat64::Limits::default().max_sessions_per_source
+}
+fn default_lowest_ipv6_mtu() -> u16 {
+    SiitConfig::default().lowest_ipv6_mtu
+}
+
+/// `filtering = "endpoint-independent" | "address-dependent"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FilteringName {
+    #[default]
+    EndpointIndependent,
+    AddressDependent,
+}
+
+/// `on_limit = "icmp" | "drop"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LimitName {
+    #[default]
+    Icmp,
+    Drop,
+}
+
+/// `[nat64.timeouts]`, each a duration like `"5m"`, `"2h4m"`, `"6s"`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsSection {
+    #[serde(default = "d_udp", deserialize_with = "duration")]
+    pub udp: Duration,
+    #[serde(default = "d_icmp", deserialize_with = "duration")]
+    pub icmp: Duration,
+    #[serde(default = "d_est", deserialize_with = "duration")]
+    pub tcp_est: Duration,
+    #[serde(default = "d_trans", deserialize_with = "duration")]
+    pub tcp_trans: Duration,
+    #[serde(default = "d_syn", deserialize_with = "duration")]
+    pub tcp_incoming_syn: Duration,
+}
+
+fn d_udp() -> Duration {
+    Timeouts::default().udp
+}
+fn d_icmp() -> Duration {
+    Timeouts::default().icmp
+}
+fn d_est() -> Duration {
+    Timeouts::default().tcp_est
+}
+fn d_trans() -> Duration {
+    Timeouts::default().tcp_trans
+}
+fn d_syn() -> Duration {
+    Timeouts::default().tcp_incoming_syn
+}
+
+impl Default for TimeoutsSection {
+    fn default() -> Self {
+        let t = Timeouts::default();
+        Self {
+            udp: t.udp,
+            icmp: t.icmp,
+            tcp_est: t.tcp_est,
+            tcp_trans: t.tcp_trans,
+            tcp_incoming_syn: t.tcp_incoming_syn,
+        }
+    }
+}
+
+impl TimeoutsSection {
+    fn core(&self) -> Timeouts {
+        Timeouts {
+            udp: self.udp,
+            icmp: self.icmp,
+            tcp_est: self.tcp_est,
+            tcp_trans: self.tcp_trans,
+            tcp_incoming_syn: self.tcp_incoming_syn,
+        }
+    }
+}
+
+/// Parses `"2h4m"`, `"90s"`, `"500ms"`, `"5m"` (units h, m, s, ms; at least
+/// one; no sign, no fractions).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration like \"5m\", \"2h4m\", \"90s\" or \"500ms\"");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (Duration::from_millis(1), 2)
+        } else if rest.starts_with('h') {
+            (Duration::from_secs(3600), 1)
+        } else if rest.starts_with('m') {
+            (Duration::from_secs(60), 1)
+        } else if rest.starts_with('s') {
+            (Duration::from_secs(1), 1)
+        } else {
+            return Err(bad());
+        };
+        let part = unit
+            .checked_mul(u32::try_from(n).map_err(|_| bad())?)
+            .ok_or_else(bad)?;
+        total = total.checked_add(part).ok_or_else(bad)?;
+        rest = &rest[len..];
+    }
+    Ok(total)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+/// One `[[nat64.static_bib]]` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticEntry {
+    pub proto: Proto,
+    /// `"[2001:db8::10]:80"`: the IPv6 server (for ICMP the port is the
+    /// echo identifier).
+    pub ipv6: SocketAddrV6,
+    /// `"192.0.2.1:80"`: where IPv4 clients reach it (a pool4 address).
+    pub ipv4: SocketAddrV4,
+}
+
+impl Section {
+    /// The core's configuration. `Err` names the key.
+    pub fn state_config(&self) -> Result<nat64::Config, Invalid> {
+        let pool4 = Pool4::new(&self.pool4).map_err(|e| Invalid::new("nat64.pool4", e))?;
+        Ok(nat64::Config {
+            pool4,
+            timeouts: self.timeouts.core(),
+            limits: nat64::Limits {
+                max_sessions: self.max_sessions,
+                max_sessions_per_source: self.max_sessions_per_source,
+                on_limit: match self.on_limit {
+                    LimitName::Icmp => LimitAction::Icmp,
+                    LimitName::Drop => LimitAction::Drop,
+                },
+            },
+            filtering: match self.filtering {
+                FilteringName::EndpointIndependent => Filtering::EndpointIndependent,
+                FilteringName::AddressDependent => Filtering::AddressDependent,
+            },
+            static_bib: self
+                .static_bib
+                .iter()
+                .map(|s| StaticBib {
+                    proto: s.proto,
+                    v6: Taddr6::new(*s.ipv6.ip(), s.ipv6.port()),
+                    v4: Taddr4::new(*s.ipv4.ip(), s.ipv4.port()),
+                })
+                .collect(),
+        })
+    }
+
+    /// The RFC 7915 knobs of the stateless translator underneath.
+    pub fn siit_template(&self) -> SiitConfig {
+        let own_ipv4 = self.own_ipv4.or_else(|| self.pool4.first().map(|e| e.addr));
+        SiitConfig {
+            own_ipv4,
+            own_ipv6: self.own_ipv6,
+            lowest_ipv6_mtu: self.lowest_ipv6_mtu,
+            ..SiitConfig::default()
+        }
+    }
+
+    /// Routes `manage_routes = true` adds: the prefix, every pool4 address,
+    /// and the translator's own addresses.
+    pub fn routes(&self) -> Vec<RoutePrefix> {
+        let mut routes = vec![RoutePrefix::new(
+            self.prefix.addr(),
+            self.prefix.prefix_len(),
+        )];
+        for entry in &self.pool4 {
+            let r = RoutePrefix::new(entry.addr, entry.prefix_len);
+            if !routes.contains(&r) {
+                routes.push(r);
+            }
+        }
+        if let Some(own) = self.own_ipv6 {
+            routes.push(RoutePrefix::new(own, 128));
+        }
+        routes
+    }
+}
 
 /// Checks of the section that need more than one value at a time.
-pub fn validate(_section: &Section) -> Result<(), Invalid> {
-    Ok(())
+pub fn validate(section: &Section) -> Result<(), Invalid> {
+    if !(MIN_MTU..=MAX_MTU).contains(&section.mtu) {
+        return Err(Invalid::new(
+            "nat64.mtu",
+            format!(
+                "{} is outside {MIN_MTU}..={MAX_MTU} (IPv6 needs at least 1280, RFC 8200 §5)",
+                section.mtu
+            ),
+        ));
+    }
+    if section.pool4.is_empty() {
+        return Err(Invalid::new(
+            "nat64.pool4",
+            "is empty: give at least one IPv4 address, for example [\"192.0.2.1\"]",
+        ));
+    }
+    if section.prefix.is_well_known() {
+        for entry in &section.pool4 {
+            if let Some(bad) = entry.addresses().find(|a| !is_global_v4(*a)) {
+                return Err(Invalid::new(
+                    "nat64.pool4",
+                    format!(
+                        "{bad} is not a global IPv4 address, and the well-known prefix 64:ff9b::/96 must not carry it (RFC 6052 §3.1); \
+                         use a network-specific prefix or the local-use 64:ff9b:1::/96 (RFC 8215)"
+                    ),
+                ));
+            }
+        }
+    }
+    if section.masquerade && !section.manage_routes {
+        return Err(Invalid::new(
+            "nat64.masquerade",
+            "needs manage_routes = true (the masquerade table is managed with the routes)",
+        ));
+    }
+    if section.max_sessions == 0 || section.max_sessions_per_source == 0 {
+        return Err(Invalid::new(
+            "nat64.max_sessions",
+            "limits must be at least 1",
+        ));
+    }
+    if section.timeouts.icmp.is_zero() || section.timeouts.udp.is_zero() {
+        return Err(Invalid::new(
+            "nat64.timeouts",
+            "timeouts must be above zero",
+        ));
+    }
+    if !section.allow_short_timeouts {
+        if let Some((key, min)) = section.timeouts.core().below_rfc_minimums().first() {
+            return Err(Invalid::new(
+                format!("nat64.timeouts.{key}"),
+                format!(
+                    "is below RFC 6146's minimum of {}s (set allow_short_timeouts = true for a lab)",
+                    min.as_secs()
+                ),
+            ));
+        }
+    }
+    let config = section.state_config()?;
+    State::new(config, SplitMix64::new(0))
+        .map(|_| ())
+        .map_err(|e| Invalid::new("nat64.static_bib", e))
+}
+
+// ---------------------------------------------------------------------------
+// Running
+// ---------------------------------------------------------------------------
+
+/// The state shared by the packet thread, the timer task, metrics and the
+/// admin endpoint.
+struct Shared {
+    state: Mutex<State>,
+    start: Instant,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug in the core; the
+        // tables are still consistent between packets, so keep going.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// Runs the part until `ctx.shutdown` is cancelled.
-pub async fn serve(_section: Section, _ctx: Context) -> anyhow::Result<()> {
-    anyhow::bail!("nat64 is not implemented yet")
+pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
+    let ready = ctx.health.part("nat64");
+    let config = section
+        .state_config()
+        .map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.reason))?;
+    let state = State::new(config, SplitMix64::new(os_seed()))?;
+    let translator = Translator::new(section.prefix, section.siit_template());
+    let shared = Arc::new(Shared {
+        state: Mutex::new(state),
+        start: Instant::now(),
+    });
+    let metrics = Arc::new(Metrics::new(Arc::clone(&shared)));
+    ctx.registry.register(metrics.clone());
+    {
+        let shared = Arc::clone(&shared);
+        ctx.endpoints
+            .add("/nat64/sessions", move || render_sessions(&shared));
+    }
+
+    let tun = Tun::open(section.tun.as_str())?;
+    tun.set_mtu(section.mtu)?;
+    tun.set_up()?;
+    let tun = Arc::new(tun);
+    warn_if_not_forwarding();
+
+    // Dropped before `tun`: routes and the nft table go while the device
+    // still exists, on every path out of this function.
+    let mut routes = Routes::new(tun.name());
+    let mut masquerade = None;
+    if section.manage_routes {
+        for route in section.routes() {
+            routes.add(route)?;
+        }
+        if section.masquerade {
+            masquerade = Some(Masquerade::add(tun.name(), &section.pool4)?);
+        }
+    }
+
+    let waker =
+        Arc::new(Waker::new().context("cannot create the eventfd that stops the packet thread")?);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let thread = {
+        let (tun, waker, metrics, shared) = (
+            Arc::clone(&tun),
+            Arc::clone(&waker),
+            Arc::clone(&metrics),
+            Arc::clone(&shared),
+        );
+        std::thread::Builder::new()
+            .name("nat64-tun".to_owned())
+            .spawn(move || {
+                let result = packet_loop(&tun, &waker, &translator, &shared, &metrics);
+                let _ = done_tx.send(result);
+            })
+            .context("cannot start the packet thread")?
+    };
+
+    ready.set(true);
+    tracing::info!(
+        "nat64 running on tun {} (mtu {}, prefix {}, pool4 {}, {} routes{})",
+        tun.name(),
+        section.mtu,
+        section.prefix,
+        section
+            .pool4
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        routes.added().len(),
+        if masquerade.is_some() {
+            ", masquerade"
+        } else {
+            ""
+        }
+    );
+
+    let mut done_rx = done_rx;
+    let result = loop {
+        // Expiry: sleep until the state's next deadline (at most 1 s, so new
+        // sessions are seen), then expire.
+        let wait = {
+            let state = shared.lock();
+            let now = shared.now_ms();
+            state
+                .poll_timeout()
+                .map_or(1000, |at| at.saturating_sub(now).clamp(10, 1000))
+        };
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => {
+                waker.wake();
+                break (&mut done_rx).await;
+            }
+            result = &mut done_rx => break result,
+            () = tokio::time::sleep(Duration::from_millis(wait)) => {
+                let now = shared.now_ms();
+                let expired = shared.lock().handle_timeout(now);
+                if expired > 0 {
+                    tracing::debug!(expired, "sessions expired");
+                }
+            }
+        }
+    };
+    ready.set(false);
+    let _ = thread.join();
+    drop(masquerade);
+    routes.remove_all();
+    drop(tun);
+    match result {
+        Ok(Ok(())) => {
+            tracing::info!("nat64 stopped");
+            Ok(())
+        }
+        Ok(Err(err)) => Err(err).context("the packet loop failed"),
+        Err(_) => anyhow::bail!("the packet thread ended without a word"),
+    }
+}
+
+/// A seed for port randomisation and table hashing, from the OS.
+fn os_seed() -> u64 {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok()
+    {
+        return u64::from_le_bytes(bytes);
+    }
+    // No /dev/urandom: the clock and the pid are a poor but working seed.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(0));
+    t ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+/// Reads, translates and writes packets until `waker` is woken; the state is
+/// locked once per batch of up to [`BATCH`] packets.
+fn packet_loop(
+    tun: &Tun,
+    waker: &Waker,
+    translator: &Translator,
+    shared: &Shared,
+    metrics: &Metrics,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; tun::MAX_PACKET];
+    let mut out = Packets::new();
+    while !waker.is_woken() {
+        let mut state = shared.lock();
+        let now = shared.now_ms();
+        let mut idle = false;
+        for _ in 0..BATCH {
+            let len = match tun.recv(&mut buf) {
+                Ok(len) => len,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    idle = true;
+                    break;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    metrics.tun_read_errors.inc();
+                    return Err(io::Error::new(
+                        err.kind(),
+                        format!("reading tun {}: {err}", tun.name()),
+                    ));
+                }
+            };
+            let Some(packet) = buf.get_mut(..len) else {
+                continue;
+            };
+            let verdict = translator.translate(&mut state, now, packet, &mut out);
+            metrics.count(verdict);
+            tracing::trace!(len, verdict = verdict.as_str(), out = out.len(), "packet");
+            for packet in out.packets() {
+                if let Err(err) = tun.send(packet) {
+                    metrics.tun_write_errors.inc();
+                    tracing::trace!("tun write failed: {err}");
+                }
+            }
+        }
+        drop(state);
+        if idle && tun.wait(waker)? == Ready::Woken {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Without forwarding the kernel drops what we write into the TUN device.
+fn warn_if_not_forwarding() {
+    for (file, what) in [
+        ("/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward"),
+        (
+            "/proc/sys/net/ipv6/conf/all/forwarding",
+            "net.ipv6.conf.all.forwarding",
+        ),
+    ] {
+        if std::fs::read_to_string(file).is_ok_and(|v| v.trim() == "0") {
+            tracing::warn!(
+                "{what} is 0: translated packets will not be forwarded (sysctl -w {what}=1)"
+            );
+        }
+    }
+}
+
+/// An nftables table owned by sixgate that masquerades pool4 traffic leaving
+/// through any interface but the TUN device; deleted on drop.
+struct Masquerade {
+    table: String,
+}
+
+impl Masquerade {
+    fn table_name(tun: &str) -> String {
+        let clean: String = tun
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        format!("sixgate_nat64_{clean}")
+    }
+
+    fn add(tun: &str, pool4: &[Pool4Entry]) -> anyhow::Result<Self> {
+        let table = Self::table_name(tun);
+        let mut set: Vec<String> = pool4
+            .iter()
+            .map(|e| format!("{}/{}", e.addr, e.prefix_len))
+            .collect();
+        set.sort();
+        set.dedup();
+        let ruleset = format!(
+            "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    \
+             ip saddr {{ {} }} oifname != \"{tun}\" masquerade\n  }}\n}}\n",
+            set.join(", ")
+        );
+        // Start from a clean table of ours (a crashed run may have left one).
+        let _ = Command::new("nft")
+            .args(["delete", "table", "ip", &table])
+            .output();
+        nft_stdin(&ruleset).with_context(|| format!("cannot add nftables table ip {table}"))?;
+        tracing::info!("nftables table ip {table} added (masquerade of pool4)");
+        Ok(Self { table })
+    }
+}
+
+impl Drop for Masquerade {
+    fn drop(&mut self) {
+        match Command::new("nft")
+            .args(["delete", "table", "ip", &self.table])
+            .output()
+        {
+            Ok(out) if out.status.success() => {
+                tracing::info!("nftables table ip {} removed", self.table);
+            }
+            Ok(out) => tracing::warn!(
+                "cannot remove nftables table ip {}: {}",
+                self.table,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+            Err(err) => tracing::warn!("cannot run nft: {err}"),
+        }
+    }
+}
+
+fn nft_stdin(ruleset: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run nft (is nftables installed?)")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(ruleset.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        anyhow::bail!("nft: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Seeing the state
+// ---------------------------------------------------------------------------
+
+/// The `/nat64/sessions` text: BIB entries, then sessions, per protocol.
+fn render_sessions(shared: &Shared) -> String {
+    let (bibs, sessions, stats) = {
+        let state = shared.lock();
+        let now = shared.now_ms();
+        (state.bib_entries(), state.sessions(now), state.stats())
+    };
+    let mut out = String::new();
+    for proto in Proto::ALL {
+        let i = Proto::ALL.iter().position(|p| *p == proto).unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "{} BIB entries: {}  sessions: {}  pool4 ports used: {}/{}",
+            proto.as_str().to_uppercase(),
+            stats.bib_entries[i],
+            stats.sessions[i],
+            stats.ports_used[i],
+            stats.ports_total[i]
+        );
+        for b in bibs.iter().filter(|b| b.proto == proto) {
+            let _ = writeln!(
+                out,
+                "  bib {} {} <-> {} sessions={}{}",
+                proto,
+                b.v6,
+                b.v4,
+                b.sessions,
+                if b.is_static { " static" } else { "" }
+            );
+        }
+        for s in sessions.iter().filter(|s| s.proto == proto) {
+            let _ = writeln!(
+                out,
+                "  session {} {} {} -> {} {} expires_in={}s",
+                proto,
+                s.v6,
+                s.v4,
+                s.remote,
+                s.tcp_state.map_or("-", |t| t.as_str()),
+                s.expires_in_ms.div_ceil(1000)
+            );
+        }
+    }
+    out
+}
+
+/// `sixgate_nat64_*`: counters bumped by the packet thread, gauges read from
+/// the state at scrape time.
+struct Metrics {
+    shared: Arc<Shared>,
+    packets: [Counter; 5],
+    drops: Box<[Counter]>,
+    drop_labels: Vec<&'static str>,
+    tun_read_errors: Counter,
+    tun_write_errors: Counter,
+}
+
+impl Metrics {
+    fn new(shared: Arc<Shared>) -> Self {
+        let drop_labels = nat64::Drop::labels();
+        Self {
+            shared,
+            packets: Default::default(),
+            drops: drop_labels.iter().map(|_| Counter::new()).collect(),
+            drop_labels,
+            tun_read_errors: Counter::new(),
+            tun_write_errors: Counter::new(),
+        }
+    }
+
+    #[inline]
+    fn count(&self, verdict: Verdict) {
+        let label = verdict.as_str();
+        if let Some(i) = Verdict::LABELS.iter().position(|l| *l == label) {
+            self.packets[i].inc();
+        }
+        if let Some(reason) = verdict.drop_reason() {
+            let label = reason.as_str();
+            if let Some(i) = self.drop_labels.iter().position(|l| *l == label) {
+                self.drops[i].inc();
+            }
+        }
+    }
+}
+
+impl Collect for Metrics {
+    fn collect(&self, out: &mut Encoder) {
+        for (label, counter) in Verdict::LABELS.iter().zip(&self.packets) {
+            out.counter(
+                "sixgate_nat64_packets_total",
+                "Packets read from the TUN device, by what became of them (6to4, 4to6, hairpin, icmp_error, drop).",
+                &[("direction", label)],
+                counter.get(),
+            );
+        }
+        for (label, counter) in self.drop_labels.iter().zip(self.drops.iter()) {
+            out.counter(
+                "sixgate_nat64_drops_total",
+                "Packets not translated, by reason (an ICMP error may have been sent back).",
+                &[("reason", label)],
+                counter.get(),
+            );
+        }
+        let stats = self.shared.lock().stats();
+        for (i, proto) in Proto::ALL.iter().enumerate() {
+            let p = [("proto", proto.as_str())];
+            out.gauge(
+                "sixgate_nat64_sessions",
+                "Sessions in the table, by protocol.",
+                &p,
+                u64::from(stats.sessions[i]),
+            );
+            out.gauge(
+                "sixgate_nat64_bib_entries",
+                "BIB entries (IPv6 transport address <-> pool4 transport address), by protocol.",
+                &p,
+                u64::from(stats.bib_entries[i]),
+            );
+            out.gauge(
+                "sixgate_nat64_pool4_ports_used",
+                "pool4 ports (ICMP identifiers) held by BIB entries, by protocol.",
+                &p,
+                stats.ports_used[i],
+            );
+            out.gauge(
+                "sixgate_nat64_pool4_ports",
+                "pool4 ports (ICMP identifiers) configured, by protocol.",
+                &p,
+                stats.ports_total[i],
+            );
+            out.counter(
+                "sixgate_nat64_sessions_created_total",
+                "Sessions created, by protocol.",
+                &p,
+                stats.sessions_created[i],
+            );
+            out.counter(
+                "sixgate_nat64_sessions_expired_total",
+                "Sessions deleted when their lifetime ended, by protocol.",
+                &p,
+                stats.sessions_expired[i],
+            );
+        }
+        for (op, counter) in [
+            ("read", &self.tun_read_errors),
+            ("write", &self.tun_write_errors),
+        ] {
+            out.counter(
+                "sixgate_nat64_tun_errors_total",
+                "Failed reads and writes on the TUN device.",
+                &[("op", op)],
+                counter.get(),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("nat64.toml"), text).map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+[nat64]
+tun = "sg-nat64"
+prefix = "64:ff9b:1::/96"
+pool4 = ["192.0.2.1", "192.0.2.8/30 tcp 1024-65535"]
+manage_routes = true
+masquerade = true
+filtering = "address-dependent"
+on_limit = "drop"
+max_sessions = 1000
+max_sessions_per_source = 10
+
+[nat64.timeouts]
+udp = "10m"
+tcp_est = "3h"
+
+[[nat64.static_bib]]
+proto = "tcp"
+ipv6 = "[2001:db8::80]:80"
+ipv4 = "192.0.2.1:80"
+"#;
+
+    #[test]
+    fn a_full_section_becomes_domain_types() {
+        let config = parse(GOOD).unwrap();
+        let section = config.nat64.unwrap();
+        let core = section.state_config().unwrap();
+        assert_eq!(core.pool4.proto(Proto::Tcp).ports(), 4535 + 4 * 64512);
+        assert_eq!(core.pool4.proto(Proto::Udp).ports(), 4535);
+        assert_eq!(core.timeouts.udp, Duration::from_secs(600));
+        assert_eq!(core.timeouts.tcp_est, Duration::from_secs(3 * 3600));
+        assert_eq!(core.timeouts.icmp, Duration::from_secs(60));
+        assert_eq!(core.filtering, Filtering::AddressDependent);
+        assert_eq!(core.limits.on_limit, LimitAction::Drop);
+        assert_eq!(core.static_bib.len(), 1);
+        let routes: Vec<String> = section.routes().iter().map(ToString::to_string).collect();
+        assert_eq!(routes, ["64:ff9b:1::/96", "192.0.2.1/32", "192.0.2.8/30"]);
+        assert_eq!(
+            section.siit_template().own_ipv4,
+            Some("192.0.2.1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn defaults_follow_rfc_6146() {
+        let config =
+            parse("[nat64]\npool4 = [\"203.0.113.1\"]\nprefix = \"64:ff9b:1::/96\"\n").unwrap();
+        let section = config.nat64.unwrap();
+        let core = section.state_config().unwrap();
+        assert_eq!(core.timeouts, Timeouts::default());
+        assert_eq!(core.filtering, Filtering::EndpointIndependent);
+        assert_eq!(section.tun.as_str(), DEFAULT_TUN);
+        assert!(!section.manage_routes);
+    }
+
+    #[test]
+    fn short_timeouts_are_refused_unless_allowed() {
+        let text = "[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\n[nat64.timeouts]\nudp = \"30s\"\n";
+        let err = parse(text).unwrap_err();
+        assert!(err.contains("nat64.timeouts.udp"), "{err}");
+        assert!(err.contains("120s"), "{err}");
+        let allowed = text.replace(
+            "[nat64.timeouts]",
+            "allow_short_timeouts = true\n[nat64.timeouts]",
+        );
+        assert!(parse(&allowed).is_ok());
+    }
+
+    #[test]
+    fn documentation_pool4_under_the_well_known_prefix_is_refused() {
+        let err = parse("[nat64]\npool4 = [\"192.0.2.1\"]\n").unwrap_err();
+        assert!(err.contains("nat64.pool4"), "{err}");
+        assert!(err.contains("RFC 6052"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let err = parse("[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1 tcp 9-1\"]\n")
+            .unwrap_err();
+        assert!(err.contains("nat64.pool4"), "{err}");
+        let err = parse(
+            "[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\n[nat64.timeouts]\nudp = \"five\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("nat64.timeouts.udp"), "{err}");
+        let err = parse(
+            "[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\n[[nat64.static_bib]]\nproto = \"udp\"\nipv6 = \"[2001:db8::1]:53\"\nipv4 = \"198.51.100.1:53\"\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("nat64.static_bib"), "{err}");
+        assert!(err.contains("not a pool4 address"), "{err}");
+        let err = parse(
+            "[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\nmasquerade = true\n",
+        )
+        .unwrap_err();
+        assert!(err.contains("nat64.masquerade"), "{err}");
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("2h4m"), Ok(Duration::from_secs(7440)));
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "5", "m", "-5s", "1.5s", "5x", "99999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn masquerade_table_names_are_nft_identifiers() {
+        assert_eq!(
+            Masquerade::table_name("sg-nat64.0"),
+            "sixgate_nat64_sg_nat64_0"
+        );
+    }
 }

@@ -1,0 +1,752 @@
+//! Stateful NAT64 end to end, in network namespaces, with real tools.
+//!
+//! ```text
+//!  c6 (IPv6 only)              gw: sixgate nat64, TUN            s4 (IPv4 only)
+//!  2001:db8:6::2/64  -------  2001:db8:6::1 | 198.51.100.1  -------  198.51.100.2/24
+//! ```
+//!
+//! c6 reaches s4 as `64:ff9b:1::c633:6402` (RFC 6052 under the local-use
+//! prefix `64:ff9b:1::/96`, RFC 8215: the documentation addresses used here
+//! are not global, and the well-known prefix may not carry them, RFC 6052
+//! §3.1). pool4 is `192.0.2.1`; s4 routes it back through gw. Every route
+//! into the TUN device is added by sixgate (`manage_routes = true`).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{sixgate_bin, unique, veth, Background, Netns, Sixgate, TempDir};
+
+const C6: &str = "2001:db8:6::2";
+const GW6: &str = "2001:db8:6::1";
+const S4: &str = "198.51.100.2";
+const GW4: &str = "198.51.100.1";
+/// s4 as c6 sees it.
+const S4_V6: &str = "64:ff9b:1::c633:6402";
+const POOL4: &str = "192.0.2.1";
+
+/// The running topology; fields drop in order: sixgate first.
+struct Topology {
+    sixgate: Sixgate,
+    tun: String,
+    c6: Netns,
+    s4: Netns,
+    gw: Netns,
+    dir: TempDir,
+}
+
+impl Topology {
+    /// `extra` is appended to the `[nat64]` section (it may open
+    /// subsections). `s4_default_route`: whether s4 routes everything (pool4
+    /// included) through gw.
+    fn start(tag: &str, pool4: &str, extra: &str, s4_default_route: bool) -> Self {
+        let gw = Netns::new(&format!("{tag}gw"));
+        let c6 = Netns::new(&format!("{tag}c6"));
+        let s4 = Netns::new(&format!("{tag}s4"));
+        for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+            gw.exec(&["sysctl", "-qw", key]);
+        }
+        let (gw4, s4if) = veth(&gw, &s4);
+        gw.exec(&["ip", "addr", "add", &format!("{GW4}/24"), "dev", &gw4]);
+        s4.exec(&["ip", "addr", "add", &format!("{S4}/24"), "dev", &s4if]);
+        if s4_default_route {
+            s4.exec(&["ip", "route", "add", "default", "via", GW4]);
+        }
+        let (gw6, c6if) = veth(&gw, &c6);
+        gw.exec(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{GW6}/64"),
+            "dev",
+            &gw6,
+            "nodad",
+        ]);
+        c6.exec(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{C6}/64"),
+            "dev",
+            &c6if,
+            "nodad",
+        ]);
+        c6.exec(&["ip", "-6", "route", "add", "default", "via", GW6]);
+
+        let tun = unique("n");
+        let dir = TempDir::new("nat64");
+        let text = format!(
+            "# written by the nat64 namespace tests\n[nat64]\ntun = \"{tun}\"\nprefix = \"64:ff9b:1::/96\"\n\
+             pool4 = [{pool4}]\nmanage_routes = true\n{extra}\n"
+        );
+        let config = dir.write("nat64.toml", &text);
+        let config = config.to_str().expect("utf-8 temp path").to_owned();
+        let mut sixgate = Sixgate::start(
+            Some(&gw),
+            &["nat64", "--config", &config, "--admin", "127.0.0.1:0"],
+            &["admin"],
+        );
+        sixgate.wait_for_log(
+            &format!("nat64 running on tun {tun}"),
+            Duration::from_secs(20),
+        );
+        Self {
+            sixgate,
+            tun,
+            c6,
+            s4,
+            gw,
+            dir,
+        }
+    }
+
+    /// `sixgate nat64 sessions` against the running instance, from gw.
+    fn sessions(&self) -> String {
+        let admin = self.sixgate.admin().to_string();
+        let bin = sixgate_bin();
+        self.gw.exec(&[
+            bin.to_str().expect("utf-8 path"),
+            "nat64",
+            "sessions",
+            "--admin",
+            &admin,
+        ])
+    }
+
+    fn metrics(&self) -> String {
+        let url = format!("http://{}/metrics", self.sixgate.admin());
+        self.gw.exec(&["curl", "-sS", "--max-time", "5", &url])
+    }
+
+    fn metric(&self, sample: &str) -> u64 {
+        let body = self.metrics();
+        body.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{body}"))
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn eventually(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if probe() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Starts a program in `ns` with its stdout and stderr in `log`.
+fn spawn_logged(ns: &Netns, args: &[&str], log: &Path) -> Background {
+    let file = std::fs::File::create(log).expect("create the log file");
+    let err = file.try_clone().expect("clone the log file");
+    let child = ns
+        .command(args)
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
+    Background(child)
+}
+
+fn wait_for_file_line(path: &Path, needle: &str, timeout: Duration) -> String {
+    let mut last = String::new();
+    let found = eventually(timeout, || {
+        last = std::fs::read_to_string(path).unwrap_or_default();
+        last.contains(needle)
+    });
+    assert!(
+        found,
+        "{needle:?} never appeared in {}:\n{last}",
+        path.display()
+    );
+    last
+}
+
+/// A TCP echo server (one thread per connection) for the connection tests.
+const ECHO_SERVER: &str = r#"
+import socket, sys, threading
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(family)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(2048)
+print("listening", flush=True)
+def serve(c):
+    with c:
+        while True:
+            d = c.recv(4096)
+            if not d:
+                return
+            c.sendall(d)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+
+/// Opens N TCP connections concurrently, echoes on each, reports, holds them
+/// until a file exists, echoes again, reports.
+const CONN_CLIENT: &str = r#"
+import concurrent.futures, os, socket, sys, time
+host, port, n, go = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+def connect(i):
+    s = socket.socket(socket.AF_INET6)
+    s.settimeout(8)
+    start = time.monotonic()
+    try:
+        s.connect((host, port))
+        return s
+    except OSError as e:
+        s.close()
+        return "%s(errno=%s) after %.1fs" % (type(e).__name__, e.errno, time.monotonic() - start)
+with concurrent.futures.ThreadPoolExecutor(max_workers=50) as pool:
+    results = list(pool.map(connect, range(n)))
+socks = [r for r in results if not isinstance(r, str)]
+errors = [r for r in results if isinstance(r, str)]
+def echo(word):
+    ok = 0
+    for s in socks:
+        try:
+            s.sendall(word)
+            if s.recv(64) == word:
+                ok += 1
+        except OSError:
+            pass
+    return ok
+print("connected %d echoed %d errors %r" % (len(socks), echo(b"one\n"), errors), flush=True)
+deadline = time.monotonic() + 60
+while not os.path.exists(go) and time.monotonic() < deadline:
+    time.sleep(0.05)
+print("second echo %d" % echo(b"two\n"), flush=True)
+"#;
+
+#[test]
+fn curl_fetches_a_page_and_a_12_mb_file_with_a_matching_checksum() {
+    if !common::have_root("curl_fetches_a_page_and_a_12_mb_file_with_a_matching_checksum") {
+        return;
+    }
+    let t = Topology::start("h", &format!("\"{POOL4}\""), "", true);
+    let www = t.dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "hello from s4\n").unwrap();
+    random_file(&www.join("big.bin"), 12 * 1024 * 1024 + 17);
+    let _server = spawn_logged(
+        &t.s4,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            S4,
+            "--directory",
+            www.to_str().unwrap(),
+            "8080",
+        ],
+        &t.dir.path().join("http.log"),
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || t
+            .s4
+            .try_exec(&[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "1",
+                &format!("http://{S4}:8080/")
+            ])
+            .status
+            .success()),
+        "the HTTP server on s4 did not come up"
+    );
+    let url = format!("http://[{S4_V6}]:8080/");
+    let page = t.c6.exec(&[
+        "curl",
+        "-sS",
+        "-g",
+        "--max-time",
+        "10",
+        &format!("{url}index.html"),
+    ]);
+    assert_eq!(page, "hello from s4\n");
+    let got = t.dir.path().join("got.bin");
+    t.c6.exec(&[
+        "curl",
+        "-sS",
+        "-g",
+        "--max-time",
+        "60",
+        "-o",
+        got.to_str().unwrap(),
+        &format!("{url}big.bin"),
+    ]);
+    assert_eq!(sha256(&got), sha256(&www.join("big.bin")));
+    // The flows went through the state: TCP sessions were created.
+    assert!(t.metric("sixgate_nat64_sessions_created_total{proto=\"tcp\"}") >= 2);
+    assert!(t.metric("sixgate_nat64_packets_total{direction=\"4to6\"}") > 8000);
+}
+
+#[test]
+fn dig_gets_answers_over_udp_and_tcp() {
+    if !common::have_root("dig_gets_answers_over_udp_and_tcp") {
+        return;
+    }
+    let t = Topology::start("d", &format!("\"{POOL4}\""), "", true);
+    let zone_dir = t.dir.path().join("nsd");
+    std::fs::create_dir_all(&zone_dir).unwrap();
+    let zd = zone_dir.to_str().unwrap();
+    std::fs::write(
+        zone_dir.join("example.test.zone"),
+        "$ORIGIN example.test.\n$TTL 60\n@ IN SOA ns hostmaster 1 60 60 60 60\n@ IN NS ns\nns IN A 198.51.100.2\n\
+         www IN A 203.0.113.80\nbig IN TXT \"one\" \"two\"\n",
+    )
+    .unwrap();
+    let conf = zone_dir.join("nsd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server:\n  ip-address: {S4}\n  port: 53\n  server-count: 1\n  username: \"\"\n  chroot: \"\"\n  \
+             zonesdir: \"{zd}\"\n  pidfile: \"{zd}/nsd.pid\"\n  database: \"\"\n  zonelistfile: \"{zd}/zone.list\"\n  \
+             xfrdfile: \"{zd}/xfrd.state\"\n  xfrdir: \"{zd}\"\n  logfile: \"{zd}/nsd.log\"\n  rrl-ratelimit: 0\n\
+             remote-control:\n  control-enable: no\nzone:\n  name: \"example.test\"\n  zonefile: \"example.test.zone\"\n"
+        ),
+    )
+    .unwrap();
+    let _nsd = spawn_logged(
+        &t.s4,
+        &["nsd", "-d", "-c", conf.to_str().unwrap()],
+        &zone_dir.join("stdout"),
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || t
+            .s4
+            .try_exec(&[
+                "dig",
+                "+short",
+                "+time=1",
+                "+tries=1",
+                &format!("@{S4}"),
+                "www.example.test"
+            ])
+            .stdout
+            .starts_with(b"203.0.113.80")),
+        "nsd on s4 did not come up: {}",
+        std::fs::read_to_string(zone_dir.join("nsd.log")).unwrap_or_default()
+    );
+    let server = format!("@{S4_V6}");
+    for transport in ["+notcp", "+tcp"] {
+        let out = t.c6.exec(&[
+            "dig",
+            "+short",
+            "+time=2",
+            "+tries=2",
+            transport,
+            &server,
+            "www.example.test",
+            "A",
+        ]);
+        assert_eq!(out.trim(), "203.0.113.80", "{transport}");
+    }
+    let sessions = t.sessions();
+    assert!(
+        sessions.contains(&format!("session udp [{C6}]:")),
+        "{sessions}"
+    );
+    assert!(sessions.contains(&format!("-> {S4}:53")), "{sessions}");
+    assert!(sessions.contains("session tcp"), "{sessions}");
+}
+
+#[test]
+fn ping_and_tracepath_cross_the_translator() {
+    if !common::have_root("ping_and_tracepath_cross_the_translator") {
+        return;
+    }
+    let t = Topology::start("p", &format!("\"{POOL4}\""), "", true);
+    let out =
+        t.c6.try_exec(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", S4_V6]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("3 received"), "{}", text(&out));
+    // The identifier was mapped: one ICMP session, listed.
+    let sessions = t.sessions();
+    assert!(
+        sessions.contains(&format!("session icmp [{C6}]:")),
+        "{sessions}"
+    );
+    let out = t.c6.try_exec(&["tracepath", "-6", "-n", "-m", "6", S4_V6]);
+    let trace = text(&out);
+    assert!(trace.contains("reached"), "{trace}");
+    assert!(trace.contains(GW6), "the kernel hop of gw: {trace}");
+    // The translator's own hop answers from its address under the prefix.
+    assert!(
+        trace.contains("64:ff9b:1::c000:201"),
+        "the translator hop: {trace}"
+    );
+}
+
+#[test]
+fn five_hundred_concurrent_tcp_connections_all_work_and_are_all_listed() {
+    if !common::have_root("five_hundred_concurrent_tcp_connections_all_work_and_are_all_listed") {
+        return;
+    }
+    let t = Topology::start("c", &format!("\"{POOL4}\""), "", true);
+    let server = t.dir.write("echo.py", ECHO_SERVER);
+    let client = t.dir.write("client.py", CONN_CLIENT);
+    let slog = t.dir.path().join("server.log");
+    let _server = spawn_logged(
+        &t.s4,
+        &["python3", server.to_str().unwrap(), S4, "7000"],
+        &slog,
+    );
+    wait_for_file_line(&slog, "listening", Duration::from_secs(10));
+    let go = t.dir.path().join("go");
+    let clog = t.dir.path().join("client.log");
+    let _client = spawn_logged(
+        &t.c6,
+        &[
+            "python3",
+            client.to_str().unwrap(),
+            S4_V6,
+            "7000",
+            "500",
+            go.to_str().unwrap(),
+        ],
+        &clog,
+    );
+    let log = wait_for_file_line(&clog, "connected", Duration::from_secs(60));
+    assert!(log.contains("connected 500 echoed 500 errors []"), "{log}");
+    let sessions = t.sessions();
+    let listed = sessions
+        .lines()
+        .filter(|l| l.contains("session tcp") && l.contains(&format!("-> {S4}:7000 ESTABLISHED")))
+        .count();
+    assert_eq!(listed, 500, "{sessions}");
+    assert!(
+        sessions.contains("TCP BIB entries: 500  sessions: 500"),
+        "{sessions}"
+    );
+    std::fs::write(&go, "").unwrap();
+    let log = wait_for_file_line(&clog, "second echo", Duration::from_secs(30));
+    assert!(log.contains("second echo 500"), "{log}");
+    assert_eq!(t.metric("sixgate_nat64_sessions{proto=\"tcp\"}"), 500);
+}
+
+#[test]
+fn sessions_expire_on_time_under_short_timeouts() {
+    if !common::have_root("sessions_expire_on_time_under_short_timeouts") {
+        return;
+    }
+    let t = Topology::start(
+        "e",
+        &format!("\"{POOL4}\""),
+        "allow_short_timeouts = true\n[nat64.timeouts]\nicmp = \"2s\"\nudp = \"3s\"\n",
+        true,
+    );
+    let out = t.c6.try_exec(&["ping", "-6", "-c", "1", "-W", "2", S4_V6]);
+    assert!(out.status.success(), "{}", text(&out));
+    // A UDP flow too (nobody listens; the session exists all the same).
+    t.c6.exec(&[
+        "sh",
+        "-c",
+        &format!("echo x | nc -u -w1 {S4_V6} 9999 || true"),
+    ]);
+    let created = Instant::now();
+    let s = t.sessions();
+    assert!(
+        s.contains("session icmp") && s.contains("session udp"),
+        "{s}"
+    );
+    // Still there before the timeout...
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(t.sessions().contains("session udp"), "UDP gone too early");
+    // ...gone after it (plus the one-second rounding and the timer tick).
+    assert!(
+        eventually(Duration::from_secs(8), || !t
+            .sessions()
+            .contains("session icmp")),
+        "the ICMP session did not expire"
+    );
+    assert!(
+        eventually(Duration::from_secs(8), || !t
+            .sessions()
+            .contains("session udp")),
+        "the UDP session did not expire"
+    );
+    let took = created.elapsed();
+    assert!(took >= Duration::from_secs(2), "expired after {took:?}");
+    assert!(took < Duration::from_secs(7), "expired after {took:?}");
+    assert_eq!(
+        t.metric("sixgate_nat64_sessions_expired_total{proto=\"icmp\"}"),
+        1
+    );
+    assert_eq!(
+        t.metric("sixgate_nat64_sessions_expired_total{proto=\"udp\"}"),
+        1
+    );
+    assert_eq!(t.metric("sixgate_nat64_pool4_ports_used{proto=\"udp\"}"), 0);
+}
+
+#[test]
+fn a_pool_of_10_ports_refuses_the_11th_flow_and_keeps_the_first_10() {
+    if !common::have_root("a_pool_of_10_ports_refuses_the_11th_flow_and_keeps_the_first_10") {
+        return;
+    }
+    let t = Topology::start(
+        "l",
+        &format!("\"{POOL4} tcp 2000-2009\", \"{POOL4} udp\", \"{POOL4} icmp\""),
+        "",
+        true,
+    );
+    let server = t.dir.write("echo.py", ECHO_SERVER);
+    let client = t.dir.write("client.py", CONN_CLIENT);
+    let slog = t.dir.path().join("server.log");
+    let _server = spawn_logged(
+        &t.s4,
+        &["python3", server.to_str().unwrap(), S4, "7000"],
+        &slog,
+    );
+    wait_for_file_line(&slog, "listening", Duration::from_secs(10));
+    let go = t.dir.path().join("go");
+    let clog = t.dir.path().join("client.log");
+    let _client = spawn_logged(
+        &t.c6,
+        &[
+            "python3",
+            client.to_str().unwrap(),
+            S4_V6,
+            "7000",
+            "11",
+            go.to_str().unwrap(),
+        ],
+        &clog,
+    );
+    let log = wait_for_file_line(&clog, "connected", Duration::from_secs(30));
+    assert!(log.contains("connected 10 echoed 10"), "{log}");
+    // The 11th is refused with an error, not left to time out.
+    assert!(
+        log.contains("errno=113"),
+        "EHOSTUNREACH from the ICMPv6 error: {log}"
+    );
+    assert!(!log.contains("timed out"), "{log}");
+    assert!(t.metric("sixgate_nat64_drops_total{reason=\"pool4_exhausted\"}") >= 1);
+    assert_eq!(
+        t.metric("sixgate_nat64_pool4_ports_used{proto=\"tcp\"}"),
+        10
+    );
+    std::fs::write(&go, "").unwrap();
+    let log = wait_for_file_line(&clog, "second echo", Duration::from_secs(30));
+    assert!(
+        log.contains("second echo 10"),
+        "the first ten keep working: {log}"
+    );
+}
+
+#[test]
+fn unsolicited_ipv4_is_kept_out_unless_a_static_bib_entry_lets_it_in() {
+    if !common::have_root("unsolicited_ipv4_is_kept_out_unless_a_static_bib_entry_lets_it_in") {
+        return;
+    }
+    let t = Topology::start(
+        "u",
+        &format!("\"{POOL4}\""),
+        &format!("[[nat64.static_bib]]\nproto = \"tcp\"\nipv6 = \"[{C6}]:8080\"\nipv4 = \"{POOL4}:80\"\n"),
+        true,
+    );
+    let www = t.dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "hello from c6\n").unwrap();
+    let _server = spawn_logged(
+        &t.c6,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            C6,
+            "--directory",
+            www.to_str().unwrap(),
+            "8080",
+        ],
+        &t.dir.path().join("http.log"),
+    );
+    // Unsolicited: TCP and UDP toward pool4 ports nobody holds.
+    let out = t.s4.try_exec(&[
+        "curl",
+        "-sS",
+        "--max-time",
+        "2",
+        &format!("http://{POOL4}:61234/"),
+    ]);
+    assert!(!out.status.success(), "{}", text(&out));
+    t.s4.exec(&[
+        "sh",
+        "-c",
+        &format!("echo x | nc -u -w1 {POOL4} 61235 || true"),
+    ]);
+    assert!(t.metric("sixgate_nat64_drops_total{reason=\"no_bib_entry\"}") >= 2);
+    assert_eq!(t.metric("sixgate_nat64_sessions{proto=\"tcp\"}"), 0);
+    assert_eq!(t.metric("sixgate_nat64_sessions{proto=\"udp\"}"), 0);
+    // The static entry lets an IPv4 client reach the IPv6 server.
+    assert!(
+        eventually(Duration::from_secs(10), || t
+            .s4
+            .try_exec(&[
+                "curl",
+                "-sS",
+                "--max-time",
+                "2",
+                &format!("http://{POOL4}:80/index.html")
+            ])
+            .stdout
+            == b"hello from c6\n"),
+        "the static BIB entry did not let s4 in"
+    );
+    let sessions = t.sessions();
+    assert!(
+        sessions.contains(&format!("bib tcp [{C6}]:8080 <-> {POOL4}:80")),
+        "{sessions}"
+    );
+    assert!(sessions.contains("static"), "{sessions}");
+}
+
+#[test]
+fn masquerade_reaches_a_server_that_has_no_route_to_pool4_and_is_removed_at_exit() {
+    if !common::have_root(
+        "masquerade_reaches_a_server_that_has_no_route_to_pool4_and_is_removed_at_exit",
+    ) {
+        return;
+    }
+    let mut t = Topology::start("m", &format!("\"{POOL4}\""), "masquerade = true", false);
+    let table = format!("sixgate_nat64_{}", t.tun);
+    let tables = t.gw.exec(&["nft", "list", "tables"]);
+    assert!(tables.contains(&table), "{tables}");
+    let out =
+        t.c6.try_exec(&["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", S4_V6]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Routes and table go away on SIGTERM.
+    let routes = t.gw.exec(&["ip", "route", "show", "dev", &t.tun]);
+    assert!(routes.contains(POOL4), "{routes}");
+    t.sixgate.signal("TERM");
+    assert_eq!(t.sixgate.wait_exit(Duration::from_secs(10)), Some(0));
+    let tables = t.gw.exec(&["nft", "list", "tables"]);
+    assert!(!tables.contains(&table), "{tables}");
+    let links = t.gw.exec(&["ip", "link", "show"]);
+    assert!(!links.contains(&t.tun), "{links}");
+    let routes6 = t.gw.exec(&["ip", "-6", "route", "show"]);
+    assert!(!routes6.contains("64:ff9b:1::"), "{routes6}");
+}
+
+#[test]
+fn hairpinning_joins_two_ipv6_hosts_through_a_pool4_address() {
+    if !common::have_root("hairpinning_joins_two_ipv6_hosts_through_a_pool4_address") {
+        return;
+    }
+    // A second IPv6 host (an address of its own on c6's link) serves HTTP,
+    // published at 192.0.2.1:80 by a static BIB entry. c6 reaches it at
+    // that pool4 address under the prefix: 6->4, then straight back 4->6.
+    const WEB6: &str = "2001:db8:6::3";
+    let t = Topology::start(
+        "r",
+        &format!("\"{POOL4}\""),
+        &format!("[[nat64.static_bib]]\nproto = \"tcp\"\nipv6 = \"[{WEB6}]:8080\"\nipv4 = \"{POOL4}:80\"\n"),
+        true,
+    );
+    let dev = t.c6.exec(&[
+        "sh",
+        "-c",
+        "ip -o -6 addr show scope global | awk '{print $2; exit}'",
+    ]);
+    t.c6.exec(&[
+        "ip",
+        "-6",
+        "addr",
+        "add",
+        &format!("{WEB6}/64"),
+        "dev",
+        dev.trim(),
+        "nodad",
+    ]);
+    let www = t.dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "hello through the hairpin\n").unwrap();
+    let _server = spawn_logged(
+        &t.c6,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            WEB6,
+            "--directory",
+            www.to_str().unwrap(),
+            "8080",
+        ],
+        &t.dir.path().join("http.log"),
+    );
+    let url = "http://[64:ff9b:1::c000:201]:80/index.html";
+    assert!(
+        eventually(Duration::from_secs(10), || t
+            .c6
+            .try_exec(&[
+                "curl",
+                "-sS",
+                "-g",
+                "--max-time",
+                "2",
+                "--interface",
+                C6,
+                url
+            ])
+            .stdout
+            == b"hello through the hairpin\n"),
+        "no answer through the hairpin"
+    );
+    assert!(t.metric("sixgate_nat64_packets_total{direction=\"hairpin\"}") >= 3);
+    // Two TCP sessions: the client's (to T:80) and the server's (from T:t).
+    let sessions = t.sessions();
+    assert!(
+        sessions.contains(&format!("session tcp [{C6}]:")),
+        "{sessions}"
+    );
+    assert!(
+        sessions.contains(&format!("session tcp [{WEB6}]:8080 {POOL4}:80 -> {POOL4}:")),
+        "{sessions}"
+    );
+}
+
+fn sha256(path: &Path) -> String {
+    common::sh("sha256sum", &[path.to_str().expect("utf-8 path")])
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn random_file(path: &Path, len: usize) {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut bytes = Vec::with_capacity(len);
+    while bytes.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        bytes.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    bytes.truncate(len);
+    std::fs::write(path, bytes).expect("write the test file");
+}

@@ -1,0 +1,888 @@
+//! Stateful NAT64 (RFC 6146): pool4, the BIB and session tables, their
+//! timers and the TCP state machine, as a sans-IO core.
+//!
+//! [`State`] is what a NAT64 remembers. The data path asks it, for each
+//! packet, which IPv4 transport address an IPv6 flow goes out with
+//! ([`State::outbound`]) or which IPv6 host an IPv4 packet goes to
+//! ([`State::inbound`]); it answers with a [`Mapping`] or a [`Refusal`] that
+//! says which ICMP error (if any) RFC 6146 asks for. Time goes in as
+//! milliseconds of the caller's monotonic clock; expiry runs from
+//! [`State::poll_timeout`] / [`State::handle_timeout`] (the quinn-proto
+//! pattern), never by scanning the tables per packet.
+//!
+//! RFC 6146 behaviours implemented here: endpoint-independent mapping
+//! (§3.5.1, RFC 4787 REQ-1), endpoint-independent filtering by default and
+//! address-dependent filtering as an option (§3.5.1.2 / §3.5.2.2), "paired"
+//! IPv4 address pooling, RFC 6056 random port selection that keeps the
+//! source port's range class and parity (§3.5.1.1), static BIB entries,
+//! hairpinning support ([`State::is_pool4_addr`]), the timers of §3.5 and
+//! the TCP states of §3.5.2.2 (see [`tcp`] for the two documented departures).
+
+pub mod pool4;
+pub mod random;
+mod table;
+pub mod tcp;
+pub mod translate;
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use hashbrown::HashTable;
+
+pub use pool4::{Pool4, Pool4Entry, Pool4Error, PortRange};
+pub use random::{Random, SplitMix64};
+pub use table::ENTRY_BYTES;
+pub use tcp::{Side, TcpFlags, TcpState};
+pub use translate::{Drop, Packets, Translator, Verdict};
+
+use table::{Table, Timer, TIMERS};
+
+/// The transport protocols a NAT64 keeps state for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    /// ICMP queries (echo), keyed by their identifier.
+    Icmp,
+}
+
+impl Proto {
+    pub const ALL: [Proto; 3] = [Proto::Tcp, Proto::Udp, Proto::Icmp];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        match self {
+            Proto::Tcp => 0,
+            Proto::Udp => 1,
+            Proto::Icmp => 2,
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Proto {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            "icmp" => Ok(Proto::Icmp),
+            _ => Err(format!("{s:?} is not tcp, udp or icmp")),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de> serde::Deserialize<'de> for Proto {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An IPv6 transport address: address and port (or ICMP identifier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Taddr6 {
+    pub addr: Ipv6Addr,
+    pub port: u16,
+}
+
+/// An IPv4 transport address: address and port (or ICMP identifier).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Taddr4 {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+}
+
+impl Taddr6 {
+    pub fn new(addr: Ipv6Addr, port: u16) -> Self {
+        Self { addr, port }
+    }
+}
+
+impl Taddr4 {
+    pub fn new(addr: Ipv4Addr, port: u16) -> Self {
+        Self { addr, port }
+    }
+}
+
+impl fmt::Display for Taddr6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[{}]:{}", self.addr, self.port)
+    }
+}
+
+impl fmt::Display for Taddr4 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.addr, self.port)
+    }
+}
+
+/// Session lifetimes (RFC 6146 §4 defaults).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// UDP_DEFAULT: 5 min (RFC 6146 §3.5.1: never below UDP_MIN, 2 min).
+    pub udp: Duration,
+    /// ICMP_DEFAULT: 60 s.
+    pub icmp: Duration,
+    /// TCP_EST: 2 h 4 min (the RFC's minimum).
+    pub tcp_est: Duration,
+    /// TCP_TRANS: 4 min (the RFC's minimum).
+    pub tcp_trans: Duration,
+    /// TCP_INCOMING_SYN: 6 s.
+    pub tcp_incoming_syn: Duration,
+}
+
+/// RFC 6146 §3.5.1: UDP_MIN.
+pub const UDP_MIN: Duration = Duration::from_secs(120);
+/// RFC 6146 §3.5.2.2: TCP_EST is at least 2 hours 4 minutes.
+pub const TCP_EST_MIN: Duration = Duration::from_secs(2 * 3600 + 4 * 60);
+/// RFC 6146 §3.5.2.2: TCP_TRANS is at least 4 minutes.
+pub const TCP_TRANS_MIN: Duration = Duration::from_secs(240);
+/// RFC 6146 §3.5.2.2: TCP_INCOMING_SYN is at least 6 seconds.
+pub const TCP_INCOMING_SYN_MIN: Duration = Duration::from_secs(6);
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            udp: Duration::from_secs(300),
+            icmp: Duration::from_secs(60),
+            tcp_est: TCP_EST_MIN,
+            tcp_trans: TCP_TRANS_MIN,
+            tcp_incoming_syn: TCP_INCOMING_SYN_MIN,
+        }
+    }
+}
+
+impl Timeouts {
+    /// The timeouts that are below what RFC 6146 allows, as (key, minimum).
+    pub fn below_rfc_minimums(&self) -> Vec<(&'static str, Duration)> {
+        let mut out = Vec::new();
+        for (key, value, min) in [
+            ("udp", self.udp, UDP_MIN),
+            ("tcp_est", self.tcp_est, TCP_EST_MIN),
+            ("tcp_trans", self.tcp_trans, TCP_TRANS_MIN),
+            (
+                "tcp_incoming_syn",
+                self.tcp_incoming_syn,
+                TCP_INCOMING_SYN_MIN,
+            ),
+        ] {
+            if value < min {
+                out.push((key, min));
+            }
+        }
+        out
+    }
+
+    fn millis(&self) -> [u64; TIMERS] {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let mut out = [0; TIMERS];
+        out[Timer::Udp as usize] = ms(self.udp);
+        out[Timer::Icmp as usize] = ms(self.icmp);
+        out[Timer::TcpEst as usize] = ms(self.tcp_est);
+        out[Timer::TcpTrans as usize] = ms(self.tcp_trans);
+        out[Timer::TcpIncomingSyn as usize] = ms(self.tcp_incoming_syn);
+        out
+    }
+}
+
+/// What happens to a packet refused for a limit or an exhausted pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LimitAction {
+    /// Answer with the ICMP error RFC 6146 asks for.
+    #[default]
+    Icmp,
+    /// Drop silently.
+    Drop,
+}
+
+/// Table limits. Hitting one refuses the new flow only; existing sessions
+/// keep working.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Sessions of all protocols together.
+    pub max_sessions: u32,
+    /// Sessions of one IPv6 source address (all protocols together).
+    pub max_sessions_per_source: u32,
+    pub on_limit: LimitAction,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_sessions: 1 << 20,
+            max_sessions_per_source: 16_384,
+            on_limit: LimitAction::Icmp,
+        }
+    }
+}
+
+/// Which IPv4 packets may open a session on an existing BIB entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Filtering {
+    /// Any IPv4 host may reach a BIB entry (RFC 4787 REQ-8 "endpoint
+    /// independent"; the RFC 6146 default).
+    #[default]
+    EndpointIndependent,
+    /// Only IPv4 hosts the IPv6 host already has a session with.
+    AddressDependent,
+}
+
+/// A static BIB entry: an IPv6 server reachable from IPv4 at a pool4
+/// transport address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StaticBib {
+    pub proto: Proto,
+    pub v6: Taddr6,
+    pub v4: Taddr4,
+}
+
+/// Everything the state needs to start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub pool4: Pool4,
+    pub timeouts: Timeouts,
+    pub limits: Limits,
+    pub filtering: Filtering,
+    pub static_bib: Vec<StaticBib>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateError {
+    #[error("static BIB entry {0} {1}: {2} is not a pool4 address for {0}")]
+    StaticNotInPool(Proto, Taddr6, Ipv4Addr),
+    #[error("static BIB entries conflict on {0} {1}")]
+    StaticConflict(Proto, String),
+}
+
+/// The ICMP error a refused packet should be answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IcmpError {
+    /// ICMPv6 Destination Unreachable, code 3 (address unreachable), to the
+    /// IPv6 source: RFC 6146 §3.5.1.1 when no IPv4 transport address or
+    /// session can be had.
+    V6AddressUnreachable,
+    /// ICMP Destination Unreachable, code 3 (port unreachable), to the IPv4
+    /// source: a UDP packet toward a pool4 port nobody holds.
+    V4PortUnreachable,
+    /// ICMP Destination Unreachable, code 13 (communication administratively
+    /// prohibited), to the IPv4 source: filtered, or over a limit.
+    V4AdminProhibited,
+}
+
+/// Why the state refused a packet. `as_str` is the metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Refuse {
+    /// No free IPv4 transport address for a new BIB entry.
+    PoolExhausted,
+    /// `max_sessions` reached.
+    SessionLimit,
+    /// `max_sessions_per_source` reached for this IPv6 source.
+    SourceLimit,
+    /// An IPv4 packet toward a pool4 transport address no BIB entry holds.
+    NoBinding,
+    /// An IPv4 packet refused by address-dependent filtering.
+    Filtered,
+    /// A TCP segment other than a SYN for which no session exists.
+    TcpNoSession,
+}
+
+impl Refuse {
+    pub const ALL: [Refuse; 6] = [
+        Refuse::PoolExhausted,
+        Refuse::SessionLimit,
+        Refuse::SourceLimit,
+        Refuse::NoBinding,
+        Refuse::Filtered,
+        Refuse::TcpNoSession,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Refuse::PoolExhausted => "pool4_exhausted",
+            Refuse::SessionLimit => "session_limit",
+            Refuse::SourceLimit => "source_session_limit",
+            Refuse::NoBinding => "no_bib_entry",
+            Refuse::Filtered => "filtered",
+            Refuse::TcpNoSession => "tcp_no_session",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Refuse::PoolExhausted => 0,
+            Refuse::SessionLimit => 1,
+            Refuse::SourceLimit => 2,
+            Refuse::NoBinding => 3,
+            Refuse::Filtered => 4,
+            Refuse::TcpNoSession => 5,
+        }
+    }
+}
+
+/// A refused packet: why, and which ICMP error to answer with (`None`:
+/// drop silently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: Refuse,
+    pub icmp: Option<IcmpError>,
+}
+
+/// The four transport addresses of a session (RFC 6146 §3.5 names):
+/// (X', x) on the IPv6 side, (T, t) its pool4 mapping, (Z, z) the IPv4 peer
+/// (whose IPv6 representation Y' is Z under the prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mapping {
+    /// (X', x)
+    pub v6: Taddr6,
+    /// (T, t)
+    pub v4: Taddr4,
+    /// (Z, z). For ICMP, z is the identifier t.
+    pub remote: Taddr4,
+}
+
+/// Counts for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stats {
+    /// Per protocol, in [`Proto::ALL`] order.
+    pub sessions: [u32; 3],
+    pub bib_entries: [u32; 3],
+    pub ports_used: [u64; 3],
+    pub ports_total: [u64; 3],
+    pub sessions_created: [u64; 3],
+    pub sessions_expired: [u64; 3],
+    /// In [`Refuse::ALL`] order.
+    pub refused: [u64; 6],
+}
+
+/// One session, for display (`sixgate nat64 sessions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub proto: Proto,
+    pub v6: Taddr6,
+    pub v4: Taddr4,
+    pub remote: Taddr4,
+    pub tcp_state: Option<TcpState>,
+    /// Milliseconds until the session expires (or changes state).
+    pub expires_in_ms: u64,
+}
+
+/// One BIB entry, for display.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BibInfo {
+    pub proto: Proto,
+    pub v6: Taddr6,
+    pub v4: Taddr4,
+    pub is_static: bool,
+    pub sessions: u32,
+}
+
+/// The NAT64 state: pool4, BIB, sessions, timers, limits.
+///
+/// One `State` is one shard: a driver with several workers gives each worker
+/// (or each lock) its own `State` over its own share of pool4.
+#[derive(Debug)]
+pub struct State<R: Random = SplitMix64> {
+    tables: [Table; 3],
+    pool4: Pool4,
+    timeouts_ms: [u64; TIMERS],
+    limits: Limits,
+    /// Sessions per IPv6 source address.
+    per_source: HashTable<([u8; 16], u32)>,
+    seed: u64,
+    total: u32,
+    last_now: u64,
+    rng: R,
+    created: [u64; 3],
+    expired: [u64; 3],
+    refused: [u64; 6],
+}
+
+/// Whole seconds of `now_ms`, rounded up (see `Session::stamp`).
+fn stamp(now_ms: u64) -> u32 {
+    u32::try_from(now_ms.div_ceil(1000)).unwrap_or(u32::MAX)
+}
+
+impl<R: Random> State<R> {
+    /// A state with no sessions; `rng` seeds the table hashes and chooses
+    /// ports.
+    pub fn new(config: Config, mut rng: R) -> Result<Self, StateError> {
+        let seed = rng.next_u64();
+        let adf = config.filtering == Filtering::AddressDependent;
+        let tables = Proto::ALL.map(|p| {
+            Table::new(
+                p,
+                config.pool4.proto(p),
+                seed.rotate_left(u32::try_from(p.index()).unwrap_or(0) * 8),
+                adf,
+            )
+        });
+        let mut state = Self {
+            tables,
+            pool4: config.pool4,
+            timeouts_ms: config.timeouts.millis(),
+            limits: config.limits,
+            per_source: HashTable::new(),
+            seed,
+            total: 0,
+            last_now: 0,
+            rng,
+            created: [0; 3],
+            expired: [0; 3],
+            refused: [0; 6],
+        };
+        for s in &config.static_bib {
+            let table = &mut state.tables[s.proto.index()];
+            let v4 = s.v4.addr.octets();
+            if !table.has_address(v4) {
+                return Err(StateError::StaticNotInPool(s.proto, s.v6, s.v4.addr));
+            }
+            if table.find_bib6(&s.v6.addr.octets(), s.v6.port).is_some() {
+                return Err(StateError::StaticConflict(s.proto, s.v6.to_string()));
+            }
+            if table.find_bib4(v4, s.v4.port).is_some() {
+                return Err(StateError::StaticConflict(s.proto, s.v4.to_string()));
+            }
+            table.insert_bib(s.v6.addr.octets(), s.v6.port, v4, s.v4.port, true);
+        }
+        Ok(state)
+    }
+
+    /// Pre-sizes the tables of `proto` for `n` sessions (benchmarks, and
+    /// drivers that would rather not grow tables under load).
+    pub fn reserve(&mut self, proto: Proto, n: usize) {
+        self.tables[proto.index()].reserve(n);
+    }
+
+    /// Changes the timeouts; running sessions follow the new values at once
+    /// (each expires at its last refresh plus the new timeout).
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.timeouts_ms = timeouts.millis();
+    }
+
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    pub fn pool4(&self) -> &Pool4 {
+        &self.pool4
+    }
+
+    /// Whether `addr` is a pool4 address: a 6→4 packet toward it is
+    /// hairpinned (RFC 6146 §3.8) — the caller translates it to IPv4, then
+    /// feeds the result to [`State::inbound`] instead of sending it out.
+    pub fn is_pool4_addr(&self, addr: Ipv4Addr) -> bool {
+        let a = addr.octets();
+        self.tables.iter().any(|t| t.has_address(a))
+    }
+
+    fn clock(&mut self, now_ms: u64) -> u64 {
+        // A clock that steps back would break the order of the expiry lists.
+        self.last_now = self.last_now.max(now_ms);
+        self.last_now
+    }
+
+    fn refuse(&mut self, reason: Refuse, icmp: Option<IcmpError>) -> Refusal {
+        self.refused[reason.index()] += 1;
+        let limited = matches!(
+            reason,
+            Refuse::PoolExhausted | Refuse::SessionLimit | Refuse::SourceLimit
+        );
+        let icmp = if limited && self.limits.on_limit == LimitAction::Drop {
+            None
+        } else {
+            icmp
+        };
+        Refusal { reason, icmp }
+    }
+
+    fn source_count(&self, addr6: &[u8; 16]) -> u32 {
+        let h = self.source_hash(addr6);
+        self.per_source
+            .find(h, |e| e.0 == *addr6)
+            .map_or(0, |e| e.1)
+    }
+
+    fn source_hash(&self, addr6: &[u8; 16]) -> u64 {
+        table::hash6(self.seed ^ 0x5eed, addr6, 0)
+    }
+
+    fn source_add(&mut self, addr6: [u8; 16]) {
+        let h = self.source_hash(&addr6);
+        match self.per_source.find_mut(h, |e| e.0 == addr6) {
+            Some(e) => e.1 += 1,
+            None => {
+                let seed = self.seed ^ 0x5eed;
+                self.per_source
+                    .insert_unique(h, (addr6, 1), |e| table::hash6(seed, &e.0, 0));
+            }
+        }
+        self.total += 1;
+    }
+
+    fn source_remove(&mut self, addr6: [u8; 16]) {
+        let h = self.source_hash(&addr6);
+        if let Ok(mut e) = self.per_source.find_entry(h, |e| e.0 == addr6) {
+            if e.get().1 <= 1 {
+                e.remove();
+            } else {
+                e.get_mut().1 -= 1;
+            }
+        }
+        self.total = self.total.saturating_sub(1);
+    }
+
+    /// Limits for one more session of `addr6`.
+    fn check_limits(&mut self, addr6: &[u8; 16], side: Side) -> Result<(), Refusal> {
+        let icmp = match side {
+            Side::V6 => IcmpError::V6AddressUnreachable,
+            Side::V4 => IcmpError::V4AdminProhibited,
+        };
+        if self.total >= self.limits.max_sessions {
+            return Err(self.refuse(Refuse::SessionLimit, Some(icmp)));
+        }
+        if self.source_count(addr6) >= self.limits.max_sessions_per_source {
+            return Err(self.refuse(Refuse::SourceLimit, Some(icmp)));
+        }
+        Ok(())
+    }
+
+    fn timer_for(proto: Proto, tcp: Option<tcp::TcpTimer>) -> Option<Timer> {
+        Some(match proto {
+            Proto::Udp => Timer::Udp,
+            Proto::Icmp => Timer::Icmp,
+            Proto::Tcp => match tcp? {
+                tcp::TcpTimer::Est => Timer::TcpEst,
+                tcp::TcpTimer::Trans => Timer::TcpTrans,
+                tcp::TcpTimer::IncomingSyn => Timer::TcpIncomingSyn,
+                tcp::TcpTimer::Keep => return None,
+            },
+        })
+    }
+
+    /// A packet of an existing session: TCP state, then refresh.
+    fn update(&mut self, proto: Proto, idx: u32, side: Side, flags: TcpFlags, now: u64) {
+        let table = &mut self.tables[proto.index()];
+        let tcp_timer = if proto == Proto::Tcp {
+            let current = TcpState::from_u8(table.session(idx).state);
+            // Every TCP session has a valid state; a missing one can only
+            // be a bug, and treating it as ESTABLISHED is the safe side.
+            let current = current.unwrap_or(TcpState::Established);
+            let (next, timer) = tcp::next(current, side, flags);
+            table.set_state(idx, next as u8);
+            Some(timer)
+        } else {
+            None
+        };
+        if let Some(timer) = Self::timer_for(proto, tcp_timer) {
+            table.touch(idx, timer, stamp(now));
+        }
+    }
+
+    /// RFC 6146 §3.5.1 (UDP), §3.5.2 (TCP), §3.5.3 (ICMP query): a packet
+    /// from the IPv6 side, from `src` (X', x) to the IPv4 transport address
+    /// `dst` (Z, z) its destination embeds. Finds or creates the BIB entry
+    /// and session; returns the mapping to rewrite the packet with.
+    pub fn outbound(
+        &mut self,
+        now_ms: u64,
+        proto: Proto,
+        src: Taddr6,
+        dst: Taddr4,
+        flags: TcpFlags,
+    ) -> Result<Mapping, Refusal> {
+        let now = self.clock(now_ms);
+        let pi = proto.index();
+        let addr6 = src.addr.octets();
+        let remote4 = dst.addr.octets();
+        let remote_port = if proto == Proto::Icmp { 0 } else { dst.port };
+        let bib = self.tables[pi].find_bib6(&addr6, src.port);
+        if let Some(bib) = bib {
+            if let Some(idx) = self.tables[pi].find_session(bib, remote4, remote_port) {
+                self.update(proto, idx, Side::V6, flags, now);
+                return Ok(self.mapping(proto, bib, dst));
+            }
+        }
+        // No session: only a SYN opens a TCP one.
+        let opening = if proto == Proto::Tcp {
+            match tcp::open(Side::V6, flags) {
+                Some(o) => Some(o),
+                None => return Err(self.refuse(Refuse::TcpNoSession, None)),
+            }
+        } else {
+            None
+        };
+        self.check_limits(&addr6, Side::V6)?;
+        let bib = match bib {
+            Some(b) => b,
+            None => {
+                let Some((addr4, port4)) =
+                    self.tables[pi].allocate(&addr6, src.port, &mut self.rng)
+                else {
+                    return Err(
+                        self.refuse(Refuse::PoolExhausted, Some(IcmpError::V6AddressUnreachable))
+                    );
+                };
+                self.tables[pi].insert_bib(addr6, src.port, addr4, port4, false)
+            }
+        };
+        let (state, timer) = match opening {
+            Some((state, t)) => (state as u8, Self::timer_for(proto, Some(t))),
+            None => (0, Self::timer_for(proto, None)),
+        };
+        let timer = timer.unwrap_or(Timer::TcpTrans);
+        self.tables[pi].insert_session(bib, remote4, remote_port, state, timer, stamp(now));
+        self.source_add(addr6);
+        self.created[pi] += 1;
+        Ok(self.mapping(proto, bib, dst))
+    }
+
+    /// RFC 6146 §3.5.1.2, §3.5.2.2, §3.5.3: a packet from the IPv4 side,
+    /// from `src` (Z, z) to `dst` (T, t). Finds the BIB entry of (T, t),
+    /// applies filtering, finds or creates the session.
+    pub fn inbound(
+        &mut self,
+        now_ms: u64,
+        proto: Proto,
+        src: Taddr4,
+        dst: Taddr4,
+        flags: TcpFlags,
+    ) -> Result<Mapping, Refusal> {
+        let now = self.clock(now_ms);
+        let pi = proto.index();
+        let remote4 = src.addr.octets();
+        let remote_port = if proto == Proto::Icmp { 0 } else { src.port };
+        let Some(bib) = self.tables[pi].find_bib4(dst.addr.octets(), dst.port) else {
+            // RFC 6146 §3.5.1.2: UDP to an unbound pool4 port gets a port
+            // unreachable; TCP and ICMP are dropped silently (see `tcp`).
+            let icmp = (proto == Proto::Udp).then_some(IcmpError::V4PortUnreachable);
+            return Err(self.refuse(Refuse::NoBinding, icmp));
+        };
+        let remote = Taddr4::new(
+            src.addr,
+            if proto == Proto::Icmp {
+                dst.port
+            } else {
+                src.port
+            },
+        );
+        if let Some(idx) = self.tables[pi].find_session(bib, remote4, remote_port) {
+            self.update(proto, idx, Side::V4, flags, now);
+            return Ok(self.mapping(proto, bib, remote));
+        }
+        if !self.tables[pi].adf_allows(bib, remote4) {
+            let icmp = (proto == Proto::Udp).then_some(IcmpError::V4AdminProhibited);
+            return Err(self.refuse(Refuse::Filtered, icmp));
+        }
+        let opening = if proto == Proto::Tcp {
+            match tcp::open(Side::V4, flags) {
+                Some(o) => Some(o),
+                None => return Err(self.refuse(Refuse::TcpNoSession, None)),
+            }
+        } else {
+            None
+        };
+        let addr6 = self.tables[pi].bib(bib).addr6;
+        self.check_limits(&addr6, Side::V4)?;
+        let (state, timer) = match opening {
+            Some((state, t)) => (state as u8, Self::timer_for(proto, Some(t))),
+            None => (0, Self::timer_for(proto, None)),
+        };
+        let timer = timer.unwrap_or(Timer::TcpIncomingSyn);
+        self.tables[pi].insert_session(bib, remote4, remote_port, state, timer, stamp(now));
+        self.source_add(addr6);
+        self.created[pi] += 1;
+        Ok(self.mapping(proto, bib, remote))
+    }
+
+    fn mapping(&self, proto: Proto, bib: u32, remote: Taddr4) -> Mapping {
+        let b = self.tables[proto.index()].bib(bib);
+        let (a6, p6) = b.v6();
+        let (a4, p4) = b.v4();
+        let remote = if proto == Proto::Icmp {
+            Taddr4::new(remote.addr, p4)
+        } else {
+            remote
+        };
+        Mapping {
+            v6: Taddr6::new(a6, p6),
+            v4: Taddr4::new(a4, p4),
+            remote,
+        }
+    }
+
+    /// The pool4 transport address of the BIB entry of `v6`, without
+    /// creating or refreshing anything (for the inner packet of an ICMPv6
+    /// error, RFC 6146 §3.5 / RFC 7915 §5.3).
+    pub fn lookup_v6(&self, proto: Proto, v6: Taddr6) -> Option<Taddr4> {
+        let t = &self.tables[proto.index()];
+        let bib = t.find_bib6(&v6.addr.octets(), v6.port)?;
+        let (a, p) = t.bib(bib).v4();
+        Some(Taddr4::new(a, p))
+    }
+
+    /// The IPv6 transport address of the BIB entry holding `v4`, without
+    /// creating or refreshing anything (for the inner packet of an ICMP
+    /// error).
+    pub fn lookup_v4(&self, proto: Proto, v4: Taddr4) -> Option<Taddr6> {
+        let t = &self.tables[proto.index()];
+        let bib = t.find_bib4(v4.addr.octets(), v4.port)?;
+        let (a, p) = t.bib(bib).v6();
+        Some(Taddr6::new(a, p))
+    }
+
+    fn expiry_ms(&self, stamp: u32, timer: Timer) -> u64 {
+        (u64::from(stamp) * 1000).saturating_add(self.timeouts_ms[timer as usize])
+    }
+
+    /// When [`State::handle_timeout`] next has work, in the caller's
+    /// milliseconds; `None` when there are no sessions.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let mut soonest: Option<u64> = None;
+        for table in &self.tables {
+            for timer in ALL_TIMERS {
+                if let Some(idx) = table.head(timer) {
+                    let at = self.expiry_ms(table.session(idx).stamp, timer);
+                    soonest = Some(soonest.map_or(at, |s| s.min(at)));
+                }
+            }
+        }
+        soonest
+    }
+
+    /// Expires every session whose lifetime ended at or before `now_ms`;
+    /// returns how many were deleted. Costs O(sessions that expire).
+    pub fn handle_timeout(&mut self, now_ms: u64) -> u64 {
+        let now = self.clock(now_ms);
+        let mut deleted = 0;
+        for pi in 0..3 {
+            for timer in ALL_TIMERS {
+                while let Some(idx) = self.tables[pi].head(timer) {
+                    let s = *self.tables[pi].session(idx);
+                    if self.expiry_ms(s.stamp, timer) > now {
+                        break;
+                    }
+                    let keep = if pi == Proto::Tcp.index() {
+                        TcpState::from_u8(s.state).and_then(tcp::expire)
+                    } else {
+                        None
+                    };
+                    match keep {
+                        Some((state, _)) => {
+                            self.tables[pi].set_state(idx, state as u8);
+                            self.tables[pi].touch(idx, Timer::TcpTrans, stamp(now));
+                        }
+                        None => {
+                            let addr6 = self.tables[pi].remove_session(idx);
+                            self.source_remove(addr6);
+                            self.expired[pi] += 1;
+                            deleted += 1;
+                        }
+                    }
+                }
+            }
+        }
+        deleted
+    }
+
+    /// Sessions of all protocols together.
+    pub fn session_count(&self) -> u32 {
+        self.total
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut s = Stats {
+            sessions_created: self.created,
+            sessions_expired: self.expired,
+            refused: self.refused,
+            ..Stats::default()
+        };
+        for (i, t) in self.tables.iter().enumerate() {
+            s.sessions[i] = t.session_count();
+            s.bib_entries[i] = t.bib_count();
+            s.ports_used[i] = t.ports_used();
+            s.ports_total[i] = t.pool_ports();
+        }
+        s
+    }
+
+    /// Bytes the tables hold on the heap (by capacity).
+    pub fn heap_bytes(&self) -> usize {
+        self.tables.iter().map(Table::heap_bytes).sum::<usize>() + self.per_source.capacity() * 21
+    }
+
+    /// Every session, for display; O(table size).
+    pub fn sessions(&self, now_ms: u64) -> Vec<SessionInfo> {
+        let mut out = Vec::with_capacity(usize::try_from(self.total).unwrap_or(0));
+        for proto in Proto::ALL {
+            let t = &self.tables[proto.index()];
+            for (_, s) in t.live_sessions() {
+                let b = t.bib(s.bib);
+                let (a6, p6) = b.v6();
+                let (a4, p4) = b.v4();
+                let timer = s.timer().unwrap_or(Timer::TcpTrans);
+                let remote_port = if proto == Proto::Icmp {
+                    p4
+                } else {
+                    s.remote_port
+                };
+                out.push(SessionInfo {
+                    proto,
+                    v6: Taddr6::new(a6, p6),
+                    v4: Taddr4::new(a4, p4),
+                    remote: Taddr4::new(Ipv4Addr::from(s.remote4), remote_port),
+                    tcp_state: TcpState::from_u8(s.state),
+                    expires_in_ms: self.expiry_ms(s.stamp, timer).saturating_sub(now_ms),
+                });
+            }
+        }
+        out
+    }
+
+    /// Every BIB entry, for display; O(table size).
+    pub fn bib_entries(&self) -> Vec<BibInfo> {
+        let mut out = Vec::new();
+        for proto in Proto::ALL {
+            for b in self.tables[proto.index()].live_bibs() {
+                let (a6, p6) = b.v6();
+                let (a4, p4) = b.v4();
+                out.push(BibInfo {
+                    proto,
+                    v6: Taddr6::new(a6, p6),
+                    v4: Taddr4::new(a4, p4),
+                    is_static: b.is_static(),
+                    sessions: b.sessions(),
+                });
+            }
+        }
+        out
+    }
+}
+
+const ALL_TIMERS: [Timer; TIMERS] = [
+    Timer::Udp,
+    Timer::Icmp,
+    Timer::TcpEst,
+    Timer::TcpTrans,
+    Timer::TcpIncomingSyn,
+];
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod translate_tests;

@@ -1,0 +1,801 @@
+//! The stateful NAT64 data path: RFC 6146 §3.4-§3.7 on top of the stateless
+//! RFC 7915 translator of [`crate::siit`].
+//!
+//! A NAT64 packet is a SIIT packet whose IPv6 host address and port are
+//! swapped for a pool4 transport address. So this module does only the
+//! stateful part and leaves every header rule of RFC 7915 to [`Siit`]:
+//!
+//! - 6→4: ask [`State::outbound`] for (T, t), rewrite the IPv6 source to the
+//!   prefix-embedded T and the source port (or ICMP identifier) to t, with an
+//!   incremental checksum update (RFC 1624), then hand the packet to
+//!   `Siit::translate`, whose pool6 is the NAT64 prefix: the source becomes T
+//!   and the destination Y' becomes Z.
+//! - 4→6: ask [`State::inbound`] for (X', x), let `Siit::translate` make the
+//!   IPv6 packet (destination = prefix + T), then rewrite its destination to
+//!   X' and the destination port to x.
+//! - ICMP errors: the inner packet's pool4 side is mapped through the BIB
+//!   ([`State::lookup_v6`] / [`State::lookup_v4`]), without creating or
+//!   refreshing anything (RFC 6146 §3.5 ICMP error handling), and the
+//!   outer ICMP checksum is recomputed.
+//! - Hairpinning (RFC 6146 §3.8): a 6→4 packet toward a pool4 address is
+//!   translated to IPv4 and then fed back through the 4→6 half.
+//!
+//! Packets whose hop limit or TTL runs out, and IPv6 packets with a Routing
+//! header to follow, go to `Siit::translate` untouched: it answers them with
+//! the RFC 7915 ICMP error, from its own address.
+//!
+//! Not implemented (dropped and counted as `fragment`): IP fragments. A
+//! stateful NAT64 needs the transport header of the first fragment to map the
+//! others; sixgate does not reassemble yet.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::checksum;
+use crate::prefix64::{is_global_v4, Prefix64};
+use crate::siit::{DropReason, Output, Siit, SiitConfig, Verdict as SiitVerdict};
+use crate::wire::{icmp, proto, Ipv4Packet, Ipv6Packet};
+
+use super::{IcmpError, Proto, Random, Refuse, State, Taddr4, Taddr6, TcpFlags};
+
+/// Why the NAT64 did not forward a packet. `as_str()` is the metric label;
+/// [`Drop::labels`] lists them all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Drop {
+    /// The stateless translator refused it (malformed, untranslatable, ...).
+    Xlat(DropReason),
+    /// The state refused it (pool exhausted, limits, no BIB entry, filtered).
+    State(Refuse),
+    /// An IPv6 packet outside the prefix, or an IPv4 packet not to pool4.
+    NotOurs,
+    /// An IP fragment (not implemented, see the module docs).
+    Fragment,
+    /// Not TCP, UDP or ICMP.
+    Protocol,
+    /// An ICMP error whose inner packet matches no BIB entry.
+    IcmpNoBinding,
+}
+
+impl Drop {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Drop::Xlat(r) => r.as_str(),
+            Drop::State(r) => r.as_str(),
+            Drop::NotOurs => "not_nat64",
+            Drop::Fragment => "fragment",
+            Drop::Protocol => "protocol",
+            Drop::IcmpNoBinding => "icmp_no_bib_entry",
+        }
+    }
+
+    /// Every drop label, each once.
+    pub fn labels() -> Vec<&'static str> {
+        let mut all: Vec<&'static str> = DropReason::ALL.iter().map(|r| r.as_str()).collect();
+        all.extend(Refuse::ALL.iter().map(|r| r.as_str()));
+        all.extend(
+            [
+                Drop::NotOurs,
+                Drop::Fragment,
+                Drop::Protocol,
+                Drop::IcmpNoBinding,
+            ]
+            .iter()
+            .map(|d| d.as_str()),
+        );
+        all
+    }
+}
+
+/// What [`Translator::translate`] did with a packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// An IPv6 packet went out as IPv4.
+    SixToFour,
+    /// An IPv4 packet came in as IPv6.
+    FourToSix,
+    /// An IPv6 packet to a pool4 address went back out as IPv6 (RFC 6146
+    /// §3.8).
+    Hairpin,
+    /// Not forwarded; the output holds the ICMP error for its source.
+    IcmpError(Drop),
+    /// Dropped; the output is empty.
+    Drop(Drop),
+}
+
+impl Verdict {
+    /// Every value of `as_str`.
+    pub const LABELS: &'static [&'static str] = &["6to4", "4to6", "hairpin", "icmp_error", "drop"];
+
+    /// The `direction` label of the packet counter.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::SixToFour => "6to4",
+            Verdict::FourToSix => "4to6",
+            Verdict::Hairpin => "hairpin",
+            Verdict::IcmpError(_) => "icmp_error",
+            Verdict::Drop(_) => "drop",
+        }
+    }
+
+    pub fn drop_reason(self) -> Option<Drop> {
+        match self {
+            Verdict::IcmpError(d) | Verdict::Drop(d) => Some(d),
+            _ => None,
+        }
+    }
+}
+
+/// The caller-owned output: zero or more packets to write to the TUN device,
+/// reused from packet to packet.
+#[derive(Debug)]
+pub struct Packets {
+    siit: Output,
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+    /// Whether the packets are in `buf` (rewritten or generated here) rather
+    /// than in `siit`.
+    own: bool,
+    /// The IPv4 middle of a hairpin.
+    hairpin: Vec<u8>,
+}
+
+impl Default for Packets {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Packets {
+    pub fn new() -> Self {
+        Self {
+            siit: Output::new(),
+            buf: Vec::with_capacity(96 * 1024),
+            ends: Vec::with_capacity(64),
+            own: false,
+            hairpin: Vec::with_capacity(64 * 1024),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.siit.clear();
+        self.buf.clear();
+        self.ends.clear();
+        self.own = false;
+    }
+
+    pub fn len(&self) -> usize {
+        if self.own {
+            self.ends.len()
+        } else {
+            self.siit.len()
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`-th packet.
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        if !self.own {
+            return self.siit.get(i);
+        }
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.buf.get(start..end)
+    }
+
+    /// The packets, in order.
+    pub fn packets(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.len()).filter_map(move |i| self.get(i))
+    }
+
+    /// Copies the `i`-th packet of the stateless output into the owned
+    /// buffer, where it can be rewritten.
+    fn adopt(&mut self, i: usize) -> Option<std::ops::Range<usize>> {
+        let p = self.siit.get(i)?;
+        self.own = true;
+        let start = self.buf.len();
+        self.buf.extend_from_slice(p);
+        self.ends.push(self.buf.len());
+        Some(start..self.buf.len())
+    }
+
+    fn push_own(&mut self, packet: &[u8]) -> std::ops::Range<usize> {
+        self.own = true;
+        let start = self.buf.len();
+        self.buf.extend_from_slice(packet);
+        self.ends.push(self.buf.len());
+        start..self.buf.len()
+    }
+}
+
+/// Where a transport header keeps what the NAT64 rewrites.
+#[derive(Debug, Clone, Copy)]
+struct L4 {
+    proto: Proto,
+    src_port: u16,
+    dst_port: u16,
+    flags: TcpFlags,
+    /// Offsets from the start of the transport header.
+    src_port_at: usize,
+    dst_port_at: usize,
+    checksum_at: usize,
+    /// UDP: a zero checksum means "none" (IPv4 only).
+    udp: bool,
+}
+
+/// Reads the transport ports of a TCP, UDP or ICMP-echo header. `v6` picks
+/// ICMPv6 echo types. `min_full`: require the whole fixed header (false for
+/// the truncated inner packet of an ICMP error, where 8 bytes are enough).
+fn l4_of(protocol: u8, b: &[u8], v6: bool, min_full: bool) -> Result<L4, Drop> {
+    let be16 =
+        |at: usize| -> Option<u16> { Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?])) };
+    let bad = Drop::Xlat(DropReason::MalformedTransport);
+    match protocol {
+        proto::TCP => {
+            if b.len() < if min_full { 20 } else { 8 } {
+                return Err(bad);
+            }
+            Ok(L4 {
+                proto: Proto::Tcp,
+                src_port: be16(0).ok_or(bad)?,
+                dst_port: be16(2).ok_or(bad)?,
+                flags: TcpFlags::from_octet(b.get(13).copied().unwrap_or(0)),
+                src_port_at: 0,
+                dst_port_at: 2,
+                checksum_at: 16,
+                udp: false,
+            })
+        }
+        proto::UDP => {
+            if b.len() < 8 {
+                return Err(bad);
+            }
+            Ok(L4 {
+                proto: Proto::Udp,
+                src_port: be16(0).ok_or(bad)?,
+                dst_port: be16(2).ok_or(bad)?,
+                flags: TcpFlags::NONE,
+                src_port_at: 0,
+                dst_port_at: 2,
+                checksum_at: 6,
+                udp: true,
+            })
+        }
+        proto::ICMP | proto::ICMPV6 => {
+            let bad = Drop::Xlat(DropReason::MalformedIcmp);
+            if b.len() < icmp::HEADER_LEN {
+                return Err(bad);
+            }
+            let echo = if v6 {
+                [icmp::v6::ECHO_REQUEST, icmp::v6::ECHO_REPLY]
+            } else {
+                [icmp::v4::ECHO_REQUEST, icmp::v4::ECHO_REPLY]
+            };
+            if !echo.contains(&b[0]) {
+                return Err(Drop::Xlat(DropReason::IcmpUntranslatable));
+            }
+            let id = be16(4).ok_or(bad)?;
+            Ok(L4 {
+                proto: Proto::Icmp,
+                src_port: id,
+                dst_port: id,
+                flags: TcpFlags::NONE,
+                src_port_at: 4,
+                dst_port_at: 4,
+                checksum_at: 2,
+                udp: false,
+            })
+        }
+        _ => Err(Drop::Protocol),
+    }
+}
+
+fn set16(b: &mut [u8], at: usize, v: u16) {
+    if let Some(s) = b.get_mut(at..at + 2) {
+        s.copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+fn get16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+}
+
+/// RFC 1624: the transport checksum after an address and a port changed.
+/// Leaves a UDP "no checksum" (0) alone and never writes a UDP 0.
+fn fix_checksum(l4: &mut [u8], at: usize, udp: bool, old: u64, new: u64) {
+    let Some(hc) = get16(l4, at) else { return };
+    if udp && hc == 0 {
+        return;
+    }
+    let mut v = checksum::update(hc, old, new);
+    if udp && v == 0 {
+        v = 0xffff;
+    }
+    set16(l4, at, v);
+}
+
+/// The sum of an address and a port, as they enter a checksum.
+fn sum_addr_port(addr: &[u8], port: u16) -> u64 {
+    checksum::add(checksum::add(0, addr), &port.to_be_bytes())
+}
+
+/// Recomputes the ICMPv6 checksum of `b` (a whole IPv6 packet whose upper
+/// layer at `at` is ICMPv6).
+fn refill_icmpv6_checksum(b: &mut [u8], at: usize) {
+    if b.len() < at + icmp::HEADER_LEN || b.len() < 40 {
+        return;
+    }
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src.copy_from_slice(&b[8..24]);
+    dst.copy_from_slice(&b[24..40]);
+    set16(b, at + 2, 0);
+    let len = u32::try_from(b.len() - at).unwrap_or(0);
+    let sum = checksum::pseudo_v6(Ipv6Addr::from(src), Ipv6Addr::from(dst), proto::ICMPV6, len);
+    let v = !checksum::fold(checksum::add(sum, &b[at..]));
+    set16(b, at + 2, v);
+}
+
+/// The stateful translator: a [`Siit`] over the NAT64 prefix, and the glue
+/// to a [`State`].
+#[derive(Debug)]
+pub struct Translator {
+    siit: Siit,
+    prefix: Prefix64,
+}
+
+impl Translator {
+    /// `template` carries the RFC 7915 knobs (MTU, TOS, own addresses); its
+    /// pool6, EAM table and hairpinning are replaced: the NAT64 prefix is
+    /// pool6, there is no EAM, and hairpinning is the NAT64's own.
+    pub fn new(prefix: Prefix64, template: SiitConfig) -> Self {
+        let config = SiitConfig {
+            pool6: Some(prefix),
+            eam: Vec::new(),
+            hairpinning: false,
+            ..template
+        };
+        Self {
+            siit: Siit::new(config),
+            prefix,
+        }
+    }
+
+    pub fn prefix(&self) -> Prefix64 {
+        self.prefix
+    }
+
+    /// Translates one packet read from the TUN device. `packet` is modified
+    /// in place (the IPv6 source of a 6→4 packet is rewritten before the
+    /// stateless translation). Write every packet of `out` to the device,
+    /// whatever the verdict.
+    pub fn translate<R: Random>(
+        &self,
+        state: &mut State<R>,
+        now_ms: u64,
+        packet: &mut [u8],
+        out: &mut Packets,
+    ) -> Verdict {
+        out.clear();
+        let verdict = match packet.first().map(|b| b >> 4) {
+            Some(6) => self.six_to_four(state, now_ms, packet, out),
+            Some(4) => self.four_to_six(state, now_ms, packet, out),
+            _ => Verdict::Drop(Drop::Xlat(DropReason::UnknownVersion)),
+        };
+        if matches!(verdict, Verdict::Drop(_)) {
+            out.clear();
+        }
+        verdict
+    }
+
+    /// A packet the stateless translator handles alone (an ICMP error of
+    /// its own: hop limit, TTL, routing header).
+    fn stateless(&self, packet: &[u8], out: &mut Packets) -> Verdict {
+        match self.siit.translate(packet, &mut out.siit) {
+            SiitVerdict::IcmpError(r) => Verdict::IcmpError(Drop::Xlat(r)),
+            SiitVerdict::Drop(r) => Verdict::Drop(Drop::Xlat(r)),
+            // Neither can happen for a packet with an expired hop limit or
+            // TTL; if it did, nothing would have been mapped: drop.
+            _ => Verdict::Drop(Drop::Xlat(DropReason::Unsupported)),
+        }
+    }
+
+    fn extract(&self, addr: Ipv6Addr) -> Option<Ipv4Addr> {
+        let v4 = self.prefix.extract(addr)?;
+        if self.prefix.is_well_known() && !is_global_v4(v4) {
+            return None;
+        }
+        Some(v4)
+    }
+
+    // ---- 6 → 4 ----
+
+    fn six_to_four<R: Random>(
+        &self,
+        state: &mut State<R>,
+        now: u64,
+        packet: &mut [u8],
+        out: &mut Packets,
+    ) -> Verdict {
+        let (src6, dst6, hop, walk, total) = {
+            let Ok(ip) = Ipv6Packet::new_checked(&*packet) else {
+                return Verdict::Drop(Drop::Xlat(DropReason::MalformedIpv6));
+            };
+            let Ok(walk) = ip.walk() else {
+                return Verdict::Drop(Drop::Xlat(DropReason::MalformedIpv6));
+            };
+            (
+                ip.src_addr(),
+                ip.dst_addr(),
+                ip.hop_limit(),
+                walk,
+                40 + usize::from(ip.payload_len()),
+            )
+        };
+        let packet = &mut packet[..total];
+        if hop <= 1 || walk.segments_left_at.is_some() {
+            return self.stateless(packet, out);
+        }
+        if !self.prefix.contains(dst6) {
+            return Verdict::Drop(Drop::NotOurs);
+        }
+        let Some(z) = self.extract(dst6) else {
+            return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableDestination));
+        };
+        if walk.fragment.is_some() {
+            return Verdict::Drop(Drop::Fragment);
+        }
+        let at = walk.upper_at;
+        let upper = &packet[at..];
+        if walk.protocol == proto::ICMPV6 && upper.first().is_some_and(|&t| t < 128) {
+            return self.six_to_four_error(state, packet, at, out);
+        }
+        let l4 = match l4_of(walk.protocol, upper, true, true) {
+            Ok(l4) => l4,
+            Err(d) => return Verdict::Drop(d),
+        };
+        let m = match state.outbound(
+            now,
+            l4.proto,
+            Taddr6::new(src6, l4.src_port),
+            Taddr4::new(z, l4.dst_port),
+            l4.flags,
+        ) {
+            Ok(m) => m,
+            Err(r) => return refused_v6(r.reason, r.icmp, packet, out),
+        };
+        // (X', x) -> (prefix + T, t): the stateless step then makes it T.
+        let new_src = self.prefix.embed_unchecked(m.v4.addr);
+        let old = sum_addr_port(&src6.octets(), l4.src_port);
+        let new = sum_addr_port(&new_src.octets(), m.v4.port);
+        packet[8..24].copy_from_slice(&new_src.octets());
+        let l4b = &mut packet[at..];
+        set16(l4b, l4.src_port_at, m.v4.port);
+        fix_checksum(l4b, l4.checksum_at, l4.udp, old, new);
+
+        if state.is_pool4_addr(z) {
+            return self.hairpin(state, now, packet, out);
+        }
+        match self.siit.translate(packet, &mut out.siit) {
+            SiitVerdict::SixToFour => Verdict::SixToFour,
+            SiitVerdict::IcmpError(r) => Verdict::IcmpError(Drop::Xlat(r)),
+            SiitVerdict::Drop(r) => Verdict::Drop(Drop::Xlat(r)),
+            SiitVerdict::FourToSix | SiitVerdict::Hairpin => {
+                Verdict::Drop(Drop::Xlat(DropReason::Unsupported))
+            }
+        }
+    }
+
+    /// RFC 6146 §3.8: the 6→4 half is done (`packet` has source prefix + T);
+    /// translate it to IPv4, then take the IPv4 packet in as if it came from
+    /// the IPv4 side.
+    fn hairpin<R: Random>(
+        &self,
+        state: &mut State<R>,
+        now: u64,
+        packet: &[u8],
+        out: &mut Packets,
+    ) -> Verdict {
+        match self.siit.translate(packet, &mut out.siit) {
+            SiitVerdict::SixToFour => {}
+            SiitVerdict::IcmpError(r) => return Verdict::IcmpError(Drop::Xlat(r)),
+            SiitVerdict::Drop(r) => return Verdict::Drop(Drop::Xlat(r)),
+            _ => return Verdict::Drop(Drop::Xlat(DropReason::Unsupported)),
+        }
+        let mut middle = std::mem::take(&mut out.hairpin);
+        middle.clear();
+        if let Some(v4) = out.siit.get(0) {
+            middle.extend_from_slice(v4);
+        }
+        out.clear();
+        let v = self.four_to_six(state, now, &mut middle, out);
+        out.hairpin = middle;
+        match v {
+            Verdict::FourToSix => Verdict::Hairpin,
+            other => other,
+        }
+    }
+
+    /// An ICMPv6 error from the IPv6 side about a packet we delivered
+    /// (inner: prefix + Z → X'). Maps the inner destination and the outer
+    /// source to the pool4 address of the BIB entry.
+    fn six_to_four_error<R: Random>(
+        &self,
+        state: &mut State<R>,
+        packet: &mut [u8],
+        at: usize,
+        out: &mut Packets,
+    ) -> Verdict {
+        let inner_at = at + icmp::HEADER_LEN;
+        let Some(inner) = packet.get(inner_at..) else {
+            return Verdict::Drop(Drop::Xlat(DropReason::MalformedIcmp));
+        };
+        if inner.len() < 40 || inner[0] >> 4 != 6 {
+            return Verdict::Drop(Drop::Xlat(DropReason::MalformedIcmp));
+        }
+        let ip = Ipv6Packet::new_unchecked(inner);
+        let (isrc, idst) = (ip.src_addr(), ip.dst_addr());
+        let Ok(walk) = ip.walk() else {
+            return Verdict::Drop(Drop::Xlat(DropReason::MalformedIcmp));
+        };
+        if walk.fragment.is_some_and(|f| f.offset_units != 0) || !self.prefix.contains(isrc) {
+            return Verdict::Drop(Drop::IcmpNoBinding);
+        }
+        let Some(iupper) = inner.get(walk.upper_at..) else {
+            return Verdict::Drop(Drop::Xlat(DropReason::MalformedIcmp));
+        };
+        let l4 = match l4_of(walk.protocol, iupper, true, false) {
+            Ok(l4) => l4,
+            Err(_) => return Verdict::Drop(Drop::IcmpNoBinding),
+        };
+        // Inner: prefix + Z:z → X':x; X':x is the BIB entry.
+        let Some(t) = state.lookup_v6(l4.proto, Taddr6::new(idst, l4.dst_port)) else {
+            return Verdict::Drop(Drop::IcmpNoBinding);
+        };
+        let t6 = self.prefix.embed_unchecked(t.addr).octets();
+        let old = sum_addr_port(&idst.octets(), l4.dst_port);
+        let new = sum_addr_port(&t6, t.port);
+        let iu = inner_at + walk.upper_at;
+        packet[inner_at + 24..inner_at + 40].copy_from_slice(&t6);
+        set16(packet, iu + l4.dst_port_at, t.port);
+        if let Some(l4b) = packet.get_mut(iu..) {
+            fix_checksum(l4b, l4.checksum_at, l4.udp, old, new);
+        }
+        // Outer source: whoever sent it, it leaves as T (RFC 6146 §3.5).
+        packet[8..24].copy_from_slice(&t6);
+        refill_icmpv6_checksum(packet, at);
+        match self.siit.translate(packet, &mut out.siit) {
+            SiitVerdict::SixToFour => Verdict::SixToFour,
+            SiitVerdict::IcmpError(r) => Verdict::IcmpError(Drop::Xlat(r)),
+            SiitVerdict::Drop(r) => Verdict::Drop(Drop::Xlat(r)),
+            _ => Verdict::Drop(Drop::Xlat(DropReason::Unsupported)),
+        }
+    }
+
+    // ---- 4 → 6 ----
+
+    fn four_to_six<R: Random>(
+        &self,
+        state: &mut State<R>,
+        now: u64,
+        packet: &mut [u8],
+        out: &mut Packets,
+    ) -> Verdict {
+        let (src4, dst4, ttl, hl, fragment, protocol, total) = {
+            let Ok(ip) = Ipv4Packet::new_checked(&*packet) else {
+                return Verdict::Drop(Drop::Xlat(DropReason::MalformedIpv4));
+            };
+            if !ip.verify_checksum() {
+                return Verdict::Drop(Drop::Xlat(DropReason::BadIpv4Checksum));
+            }
+            (
+                ip.src_addr(),
+                ip.dst_addr(),
+                ip.ttl(),
+                ip.header_len(),
+                ip.is_fragment(),
+                ip.protocol(),
+                usize::from(ip.total_len()),
+            )
+        };
+        let packet = &mut packet[..total];
+        if !state.is_pool4_addr(dst4) {
+            return Verdict::Drop(Drop::NotOurs);
+        }
+        if ttl <= 1 {
+            return self.stateless(packet, out);
+        }
+        if fragment {
+            return Verdict::Drop(Drop::Fragment);
+        }
+        let upper = &packet[hl..];
+        if protocol == proto::ICMP && upper.first().is_some_and(|&t| matches!(t, 3 | 11 | 12)) {
+            return self.four_to_six_error(state, packet, hl, out);
+        }
+        let l4 = match l4_of(protocol, upper, false, true) {
+            Ok(l4) => l4,
+            Err(d) => return Verdict::Drop(d),
+        };
+        let m = match state.inbound(
+            now,
+            l4.proto,
+            Taddr4::new(src4, l4.src_port),
+            Taddr4::new(dst4, l4.dst_port),
+            l4.flags,
+        ) {
+            Ok(m) => m,
+            Err(r) => return refused_v4(r.reason, r.icmp, packet, out),
+        };
+        let verdict = match self.siit.translate(packet, &mut out.siit) {
+            SiitVerdict::FourToSix => Verdict::FourToSix,
+            SiitVerdict::IcmpError(r) => return Verdict::IcmpError(Drop::Xlat(r)),
+            SiitVerdict::Drop(r) => return Verdict::Drop(Drop::Xlat(r)),
+            _ => return Verdict::Drop(Drop::Xlat(DropReason::Unsupported)),
+        };
+        // prefix + T:t → X':x in every packet (several when the translator
+        // fragmented it); the port only where the transport header is.
+        let t6 = self.prefix.embed_unchecked(dst4).octets();
+        let x6 = m.v6.addr.octets();
+        let old = sum_addr_port(&t6, l4.dst_port);
+        let new = sum_addr_port(&x6, m.v6.port);
+        let n = out.siit.len();
+        for i in 0..n {
+            let Some(range) = out.adopt(i) else { continue };
+            let b = &mut out.buf[range];
+            b[24..40].copy_from_slice(&x6);
+            let Ok(walk) = Ipv6Packet::new_unchecked(&*b).walk() else {
+                continue;
+            };
+            if walk.fragment.is_some_and(|f| f.offset_units != 0) {
+                continue;
+            }
+            if let Some(l4b) = b.get_mut(walk.upper_at..) {
+                set16(l4b, l4.dst_port_at, m.v6.port);
+                fix_checksum(l4b, l4.checksum_at, l4.udp, old, new);
+            }
+        }
+        verdict
+    }
+
+    /// An ICMPv4 error from the IPv4 side about a packet we sent (inner:
+    /// T:t → Z:z). Maps the outer destination and the inner source to the
+    /// IPv6 host of the BIB entry of T:t.
+    fn four_to_six_error<R: Random>(
+        &self,
+        state: &mut State<R>,
+        packet: &[u8],
+        hl: usize,
+        out: &mut Packets,
+    ) -> Verdict {
+        let inner_at = hl + icmp::HEADER_LEN;
+        let Some(inner) = packet.get(inner_at..) else {
+            return Verdict::Drop(Drop::Xlat(DropReason::MalformedIcmp));
+        };
+        if inner.len() < 20 || inner[0] >> 4 != 4 {
+            return Verdict::Drop(Drop::Xlat(DropReason::MalformedIcmp));
+        }
+        let ihl = usize::from(inner[0] & 0x0f) * 4;
+        let iproto = inner[9];
+        let isrc = Ipv4Addr::new(inner[12], inner[13], inner[14], inner[15]);
+        let frag = u16::from_be_bytes([inner[6], inner[7]]) & 0x1fff;
+        if ihl < 20 || frag != 0 {
+            return Verdict::Drop(Drop::IcmpNoBinding);
+        }
+        let Some(iupper) = inner.get(ihl..) else {
+            return Verdict::Drop(Drop::Xlat(DropReason::MalformedIcmp));
+        };
+        let l4 = match l4_of(iproto, iupper, false, false) {
+            Ok(l4) => l4,
+            Err(_) => return Verdict::Drop(Drop::IcmpNoBinding),
+        };
+        let Some(x) = state.lookup_v4(l4.proto, Taddr4::new(isrc, l4.src_port)) else {
+            return Verdict::Drop(Drop::IcmpNoBinding);
+        };
+        match self.siit.translate(packet, &mut out.siit) {
+            SiitVerdict::FourToSix => {}
+            SiitVerdict::IcmpError(r) => return Verdict::IcmpError(Drop::Xlat(r)),
+            SiitVerdict::Drop(r) => return Verdict::Drop(Drop::Xlat(r)),
+            _ => return Verdict::Drop(Drop::Xlat(DropReason::Unsupported)),
+        }
+        let Some(range) = out.adopt(0) else {
+            return Verdict::Drop(Drop::Xlat(DropReason::Unsupported));
+        };
+        let b = &mut out.buf[range];
+        let x6 = x.addr.octets();
+        // Outer destination.
+        b[24..40].copy_from_slice(&x6);
+        let Ok(walk) = Ipv6Packet::new_unchecked(&*b).walk() else {
+            return Verdict::Drop(Drop::Xlat(DropReason::MalformedIcmp));
+        };
+        let at = walk.upper_at;
+        let inner6 = at + icmp::HEADER_LEN;
+        if b.len() < inner6 + 40 {
+            return Verdict::Drop(Drop::Xlat(DropReason::MalformedIcmp));
+        }
+        // Inner source (prefix + T → X') and port (t → x).
+        let old_src: [u8; 16] = b[inner6 + 8..inner6 + 24].try_into().unwrap_or([0; 16]);
+        b[inner6 + 8..inner6 + 24].copy_from_slice(&x6);
+        if let Ok(iwalk) = Ipv6Packet::new_unchecked(&b[inner6..]).walk() {
+            let iu = inner6 + iwalk.upper_at;
+            let old = sum_addr_port(&old_src, l4.src_port);
+            let new = sum_addr_port(&x6, x.port);
+            set16(b, iu + l4.src_port_at, x.port);
+            if let Some(l4b) = b.get_mut(iu..) {
+                fix_checksum(l4b, l4.checksum_at, l4.udp, old, new);
+            }
+        }
+        refill_icmpv6_checksum(b, at);
+        Verdict::FourToSix
+    }
+}
+
+/// RFC 6146 §3.5.1.1: an IPv6 packet the state refused, answered (when the
+/// state asks) with an ICMPv6 Destination Unreachable, code 3, from the
+/// packet's destination.
+fn refused_v6(
+    reason: Refuse,
+    icmp_err: Option<IcmpError>,
+    orig: &[u8],
+    out: &mut Packets,
+) -> Verdict {
+    if icmp_err != Some(IcmpError::V6AddressUnreachable) || orig.len() < 40 {
+        return Verdict::Drop(Drop::State(reason));
+    }
+    let body = orig.len().min(1280 - 48);
+    let total = 48 + body;
+    let mut p = [0u8; 1280];
+    let p = &mut p[..total];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&u16::try_from(8 + body).unwrap_or(0).to_be_bytes());
+    p[6] = proto::ICMPV6;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&orig[24..40]);
+    p[24..40].copy_from_slice(&orig[8..24]);
+    p[40] = icmp::v6::DEST_UNREACHABLE;
+    p[41] = 3;
+    p[48..].copy_from_slice(&orig[..body]);
+    refill_icmpv6_checksum(p, 40);
+    out.push_own(p);
+    Verdict::IcmpError(Drop::State(reason))
+}
+
+/// An IPv4 packet the state refused, answered (when the state asks) with an
+/// ICMP Destination Unreachable (port unreachable or administratively
+/// prohibited) from the pool4 address it was sent to.
+fn refused_v4(
+    reason: Refuse,
+    icmp_err: Option<IcmpError>,
+    orig: &[u8],
+    out: &mut Packets,
+) -> Verdict {
+    let code = match icmp_err {
+        Some(IcmpError::V4PortUnreachable) => 3,
+        Some(IcmpError::V4AdminProhibited) => 13,
+        _ => return Verdict::Drop(Drop::State(reason)),
+    };
+    let src = Ipv4Addr::new(orig[12], orig[13], orig[14], orig[15]);
+    if src.is_broadcast() || src.is_multicast() || src.is_unspecified() || src.is_loopback() {
+        return Verdict::Drop(Drop::State(reason));
+    }
+    // RFC 1812 §4.3.2.3: as much of the original as fits in 576 bytes.
+    let body = orig.len().min(576 - 28);
+    let total = 28 + body;
+    let mut p = [0u8; 576];
+    let p = &mut p[..total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&u16::try_from(total).unwrap_or(0).to_be_bytes());
+    p[8] = 64;
+    p[9] = proto::ICMP;
+    p[12..16].copy_from_slice(&orig[16..20]);
+    p[16..20].copy_from_slice(&orig[12..16]);
+    let hc = checksum::checksum(&p[..20]);
+    p[10..12].copy_from_slice(&hc.to_be_bytes());
+    p[20] = icmp::v4::DEST_UNREACHABLE;
+    p[21] = code;
+    p[28..].copy_from_slice(&orig[..body]);
+    let ic = checksum::checksum(&p[20..]);
+    p[22..24].copy_from_slice(&ic.to_be_bytes());
+    out.push_own(p);
+    Verdict::IcmpError(Drop::State(reason))
+}

@@ -1,0 +1,533 @@
+//! The NAT64 data path on byte arrays, checked with etherparse (a crate we
+//! did not write) as the oracle for headers and checksums.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TransportSlice};
+use proptest::prelude::*;
+
+use super::*;
+use crate::siit::SiitConfig;
+
+const PREFIX: &str = "64:ff9b:1::/96";
+const C6: &str = "2001:db8:6::10";
+const C6B: &str = "2001:db8:6::20";
+const S4: &str = "198.51.100.7";
+const S4_V6: &str = "64:ff9b:1::c633:6407";
+const POOL: &str = "192.0.2.1";
+const OWN6: &str = "2001:db8:ffff::1";
+
+fn a4(s: &str) -> [u8; 4] {
+    s.parse::<Ipv4Addr>().unwrap().octets()
+}
+
+fn a6(s: &str) -> [u8; 16] {
+    s.parse::<Ipv6Addr>().unwrap().octets()
+}
+
+fn setup(pool: &[&str]) -> (Translator, State) {
+    let entries: Vec<Pool4Entry> = pool.iter().map(|e| e.parse().unwrap()).collect();
+    let config = Config {
+        pool4: Pool4::new(&entries).unwrap(),
+        timeouts: Timeouts::default(),
+        limits: Limits::default(),
+        filtering: Filtering::default(),
+        static_bib: Vec::new(),
+    };
+    let template = SiitConfig {
+        own_ipv4: Some(POOL.parse().unwrap()),
+        own_ipv6: Some(OWN6.parse().unwrap()),
+        ..SiitConfig::default()
+    };
+    (
+        Translator::new(PREFIX.parse().unwrap(), template),
+        State::new(config, SplitMix64::new(9)).unwrap(),
+    )
+}
+
+fn udp6(src: &str, sport: u16, dst: &str, dport: u16, hop: u8, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv6(a6(src), a6(dst), hop)
+        .udp(sport, dport)
+        .write(&mut v, payload)
+        .unwrap();
+    v
+}
+
+fn udp4(src: &str, sport: u16, dst: &str, dport: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(a4(src), a4(dst), 64)
+        .udp(sport, dport)
+        .write(&mut v, payload)
+        .unwrap();
+    v
+}
+
+fn syn6(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv6(a6(src), a6(dst), 64)
+        .tcp(sport, dport, 1000, 65000)
+        .syn()
+        .write(&mut v, &[])
+        .unwrap();
+    v
+}
+
+fn synack4(src: &str, sport: u16, dst: &str, dport: u16) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ipv4(a4(src), a4(dst), 64)
+        .tcp(sport, dport, 5000, 65000)
+        .syn()
+        .ack(1001)
+        .write(&mut v, b"hello")
+        .unwrap();
+    v
+}
+
+/// Parses an output packet and checks every checksum etherparse can.
+fn check(pkt: &[u8]) -> SlicedPacket<'_> {
+    let s = SlicedPacket::from_ip(pkt).expect("etherparse parses the output");
+    match &s.net {
+        Some(NetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            assert_eq!(usize::from(h.total_len()), pkt.len());
+            assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum());
+            let (src, dst) = (h.source(), h.destination());
+            match &s.transport {
+                Some(TransportSlice::Udp(u)) if u.checksum() != 0 => assert_eq!(
+                    u.to_header()
+                        .calc_checksum_ipv4_raw(src, dst, u.payload())
+                        .unwrap(),
+                    u.checksum(),
+                    "UDP checksum"
+                ),
+                Some(TransportSlice::Tcp(t)) => {
+                    assert_eq!(
+                        t.calc_checksum_ipv4(src, dst).unwrap(),
+                        t.checksum(),
+                        "TCP checksum"
+                    )
+                }
+                Some(TransportSlice::Icmpv4(i)) => assert_eq!(
+                    i.header().icmp_type.calc_checksum(i.payload()),
+                    i.checksum(),
+                    "ICMPv4 checksum"
+                ),
+                _ => {}
+            }
+        }
+        Some(NetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            let (src, dst) = (h.source(), h.destination());
+            match &s.transport {
+                Some(TransportSlice::Udp(u)) => assert_eq!(
+                    u.to_header()
+                        .calc_checksum_ipv6_raw(src, dst, u.payload())
+                        .unwrap(),
+                    u.checksum(),
+                    "UDP checksum"
+                ),
+                Some(TransportSlice::Tcp(t)) => {
+                    assert_eq!(
+                        t.calc_checksum_ipv6(src, dst).unwrap(),
+                        t.checksum(),
+                        "TCP checksum"
+                    )
+                }
+                Some(TransportSlice::Icmpv6(i)) => {
+                    assert!(i.is_checksum_valid(src, dst), "ICMPv6 checksum")
+                }
+                _ => {}
+            }
+        }
+        _ => panic!("not IP"),
+    }
+    s
+}
+
+fn addrs4(s: &SlicedPacket<'_>) -> ([u8; 4], [u8; 4]) {
+    let Some(NetSlice::Ipv4(ip)) = &s.net else {
+        panic!("not IPv4")
+    };
+    (ip.header().source(), ip.header().destination())
+}
+
+fn addrs6(s: &SlicedPacket<'_>) -> ([u8; 16], [u8; 16]) {
+    let Some(NetSlice::Ipv6(ip)) = &s.net else {
+        panic!("not IPv6")
+    };
+    (ip.header().source(), ip.header().destination())
+}
+
+fn ports(s: &SlicedPacket<'_>) -> (u16, u16) {
+    match &s.transport {
+        Some(TransportSlice::Udp(u)) => (u.source_port(), u.destination_port()),
+        Some(TransportSlice::Tcp(t)) => (t.source_port(), t.destination_port()),
+        other => panic!("no ports: {other:?}"),
+    }
+}
+
+fn one(out: &Packets) -> Vec<u8> {
+    assert_eq!(out.len(), 1, "one packet out");
+    out.get(0).unwrap().to_vec()
+}
+
+#[test]
+fn udp_goes_out_from_a_pool4_port_and_the_reply_comes_back() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut p = udp6(C6, 40000, S4_V6, 53, 64, b"query");
+    assert_eq!(
+        x.translate(&mut st, 0, &mut p, &mut out),
+        Verdict::SixToFour
+    );
+    let q = one(&out);
+    let s = check(&q);
+    assert_eq!(addrs4(&s), (a4(POOL), a4(S4)));
+    let (t, dport) = ports(&s);
+    assert!((61001..=65535).contains(&t));
+    assert_eq!(dport, 53);
+    assert_eq!(s.ip_payload().unwrap().payload.len(), 8 + 5);
+
+    let mut r = udp4(S4, 53, POOL, t, b"answer");
+    assert_eq!(
+        x.translate(&mut st, 10, &mut r, &mut out),
+        Verdict::FourToSix
+    );
+    let a = one(&out);
+    let s = check(&a);
+    assert_eq!(addrs6(&s), (a6(S4_V6), a6(C6)));
+    assert_eq!(ports(&s), (53, 40000));
+    assert_eq!(st.stats().sessions[1], 1);
+}
+
+#[test]
+fn tcp_handshake_translates_both_ways_and_establishes() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut p = syn6(C6, 50000, S4_V6, 80);
+    assert_eq!(
+        x.translate(&mut st, 0, &mut p, &mut out),
+        Verdict::SixToFour
+    );
+    let q = one(&out);
+    let s = check(&q);
+    let (t, _) = ports(&s);
+    let mut r = synack4(S4, 80, POOL, t);
+    assert_eq!(
+        x.translate(&mut st, 0, &mut r, &mut out),
+        Verdict::FourToSix
+    );
+    let a = one(&out);
+    let s = check(&a);
+    assert_eq!(ports(&s), (80, 50000));
+    assert_eq!(st.sessions(0)[0].tcp_state, Some(TcpState::Established));
+}
+
+#[test]
+fn ping_maps_the_identifier_both_ways() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut p = Vec::new();
+    PacketBuilder::ipv6(a6(C6), a6(S4_V6), 64)
+        .icmpv6_echo_request(0x1234, 1)
+        .write(&mut p, b"ping")
+        .unwrap();
+    assert_eq!(
+        x.translate(&mut st, 0, &mut p, &mut out),
+        Verdict::SixToFour
+    );
+    let q = one(&out);
+    let s = check(&q);
+    let Some(TransportSlice::Icmpv4(i)) = &s.transport else {
+        panic!()
+    };
+    let etherparse::Icmpv4Type::EchoRequest(e) = i.icmp_type() else {
+        panic!()
+    };
+    let id = e.id;
+    let mut r = Vec::new();
+    PacketBuilder::ipv4(a4(S4), a4(POOL), 64)
+        .icmpv4_echo_reply(id, 1)
+        .write(&mut r, b"ping")
+        .unwrap();
+    assert_eq!(
+        x.translate(&mut st, 0, &mut r, &mut out),
+        Verdict::FourToSix
+    );
+    let a = one(&out);
+    let s = check(&a);
+    assert_eq!(addrs6(&s).1, a6(C6));
+    let Some(TransportSlice::Icmpv6(i)) = &s.transport else {
+        panic!()
+    };
+    let etherparse::Icmpv6Type::EchoReply(e) = i.icmp_type() else {
+        panic!()
+    };
+    assert_eq!(e.id, 0x1234);
+}
+
+#[test]
+fn unsolicited_udp_gets_port_unreachable_and_creates_nothing() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut r = udp4(S4, 53, POOL, 61001, b"x");
+    assert_eq!(
+        x.translate(&mut st, 0, &mut r, &mut out),
+        Verdict::IcmpError(Drop::State(Refuse::NoBinding))
+    );
+    let e = one(&out);
+    let s = check(&e);
+    assert_eq!(addrs4(&s), (a4(POOL), a4(S4)));
+    let Some(TransportSlice::Icmpv4(i)) = &s.transport else {
+        panic!()
+    };
+    assert!(matches!(
+        i.icmp_type(),
+        etherparse::Icmpv4Type::DestinationUnreachable(
+            etherparse::icmpv4::DestUnreachableHeader::Port
+        )
+    ));
+    assert_eq!(st.session_count(), 0);
+}
+
+#[test]
+fn an_exhausted_pool_answers_address_unreachable() {
+    let (x, mut st) = setup(&["192.0.2.1 udp 2000-2000", "192.0.2.1 tcp", "192.0.2.1 icmp"]);
+    let mut out = Packets::new();
+    let mut p = udp6(C6, 1, S4_V6, 53, 64, b"a");
+    assert_eq!(
+        x.translate(&mut st, 0, &mut p, &mut out),
+        Verdict::SixToFour
+    );
+    let mut p = udp6(C6, 2, S4_V6, 53, 64, b"b");
+    assert_eq!(
+        x.translate(&mut st, 0, &mut p, &mut out),
+        Verdict::IcmpError(Drop::State(Refuse::PoolExhausted))
+    );
+    let e = one(&out);
+    let s = check(&e);
+    assert_eq!(addrs6(&s), (a6(S4_V6), a6(C6)));
+    let Some(TransportSlice::Icmpv6(i)) = &s.transport else {
+        panic!()
+    };
+    assert!(matches!(
+        i.icmp_type(),
+        etherparse::Icmpv6Type::DestinationUnreachable(
+            etherparse::icmpv6::DestUnreachableCode::Address
+        )
+    ));
+}
+
+#[test]
+fn icmpv4_error_about_our_packet_reaches_the_ipv6_client() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut p = udp6(C6, 40000, S4_V6, 53, 64, b"query");
+    x.translate(&mut st, 0, &mut p, &mut out);
+    let sent = one(&out);
+    let t = ports(&check(&sent)).0;
+    // The server says port unreachable, quoting what it got.
+    let mut e = Vec::new();
+    PacketBuilder::ipv4(a4(S4), a4(POOL), 64)
+        .icmpv4_raw(3, 3, [0; 4])
+        .write(&mut e, &sent)
+        .unwrap();
+    assert_eq!(
+        x.translate(&mut st, 0, &mut e, &mut out),
+        Verdict::FourToSix
+    );
+    let got = one(&out);
+    let s = check(&got);
+    assert_eq!(addrs6(&s), (a6(S4_V6), a6(C6)));
+    let Some(TransportSlice::Icmpv6(i)) = &s.transport else {
+        panic!()
+    };
+    let inner = i.payload();
+    assert_eq!(&inner[8..24], &a6(C6), "inner source is the client again");
+    assert_eq!(&inner[24..40], &a6(S4_V6));
+    assert_eq!(
+        u16::from_be_bytes([inner[40], inner[41]]),
+        40000,
+        "inner port too"
+    );
+    assert_ne!(t, 40000);
+}
+
+#[test]
+fn icmpv6_error_from_the_client_reaches_the_ipv4_server() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut p = udp6(C6, 40000, S4_V6, 53, 64, b"query");
+    x.translate(&mut st, 0, &mut p, &mut out);
+    let t = ports(&check(&one(&out))).0;
+    // The server's answer, delivered to the client, which says port
+    // unreachable about it.
+    let mut r = udp4(S4, 53, POOL, t, b"late answer");
+    x.translate(&mut st, 0, &mut r, &mut out);
+    let delivered = one(&out);
+    let mut e = Vec::new();
+    PacketBuilder::ipv6(a6(C6), a6(S4_V6), 64)
+        .icmpv6_raw(1, 4, [0; 4])
+        .write(&mut e, &delivered)
+        .unwrap();
+    assert_eq!(
+        x.translate(&mut st, 0, &mut e, &mut out),
+        Verdict::SixToFour
+    );
+    let got = one(&out);
+    let s = check(&got);
+    assert_eq!(addrs4(&s), (a4(POOL), a4(S4)));
+    let Some(TransportSlice::Icmpv4(i)) = &s.transport else {
+        panic!()
+    };
+    let inner = i.payload();
+    assert_eq!(&inner[12..16], &a4(S4));
+    assert_eq!(
+        &inner[16..20],
+        &a4(POOL),
+        "inner destination is the pool4 address"
+    );
+    assert_eq!(u16::from_be_bytes([inner[22], inner[23]]), t, "and port");
+}
+
+#[test]
+fn hairpinning_delivers_between_two_ipv6_clients() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    // B has a mapping (it talked to the server).
+    let mut p = udp6(C6B, 7000, S4_V6, 53, 64, b"b");
+    x.translate(&mut st, 0, &mut p, &mut out);
+    let tb = ports(&check(&one(&out))).0;
+    // A sends to B's pool4 transport address, under the prefix.
+    let pool_v6 = "64:ff9b:1::c000:201";
+    let mut p = udp6(C6, 5000, pool_v6, tb, 64, b"hi B");
+    assert_eq!(x.translate(&mut st, 0, &mut p, &mut out), Verdict::Hairpin);
+    let got = one(&out);
+    let s = check(&got);
+    assert_eq!(addrs6(&s), (a6(pool_v6), a6(C6B)));
+    let (ta, port_b) = ports(&s);
+    assert_eq!(port_b, 7000);
+    // B answers to what it saw: A's pool4 transport address.
+    let mut p = udp6(C6B, 7000, pool_v6, ta, 64, b"hi A");
+    assert_eq!(x.translate(&mut st, 0, &mut p, &mut out), Verdict::Hairpin);
+    let back = one(&out);
+    let s = check(&back);
+    assert_eq!(addrs6(&s).1, a6(C6));
+    assert_eq!(ports(&s), (tb, 5000));
+}
+
+#[test]
+fn an_expiring_hop_limit_is_answered_by_the_translator_without_state() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut p = udp6(C6, 40000, S4_V6, 53, 1, b"trace");
+    assert_eq!(
+        x.translate(&mut st, 0, &mut p, &mut out),
+        Verdict::IcmpError(Drop::Xlat(crate::siit::DropReason::HopLimitExpired))
+    );
+    let s = check(out.get(0).unwrap());
+    assert_eq!(addrs6(&s), (a6(OWN6), a6(C6)));
+    assert_eq!(st.session_count(), 0);
+}
+
+#[test]
+fn packets_outside_the_prefix_or_pool4_are_not_ours() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut p = udp6(C6, 1, "2001:db8:99::1", 53, 64, b"a");
+    assert_eq!(
+        x.translate(&mut st, 0, &mut p, &mut out),
+        Verdict::Drop(Drop::NotOurs)
+    );
+    let mut r = udp4(S4, 53, "192.0.2.77", 1, b"a");
+    assert_eq!(
+        x.translate(&mut st, 0, &mut r, &mut out),
+        Verdict::Drop(Drop::NotOurs)
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
+fn fragments_are_dropped_and_counted_as_such() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut r = udp4(S4, 53, POOL, 61001, b"abcdefgh");
+    r[6] = 0x20; // MF
+    let hc = crate::checksum::checksum(&{
+        let mut h = r[..20].to_vec();
+        h[10] = 0;
+        h[11] = 0;
+        h
+    });
+    r[10..12].copy_from_slice(&hc.to_be_bytes());
+    assert_eq!(
+        x.translate(&mut st, 0, &mut r, &mut out),
+        Verdict::Drop(Drop::Fragment)
+    );
+}
+
+#[test]
+fn other_protocols_are_dropped() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut p = udp6(C6, 1, S4_V6, 53, 64, b"a");
+    p[6] = 132; // SCTP
+    assert_eq!(
+        x.translate(&mut st, 0, &mut p, &mut out),
+        Verdict::Drop(Drop::Protocol)
+    );
+}
+
+#[test]
+fn every_drop_label_is_listed_once() {
+    let labels = Drop::labels();
+    let mut sorted = labels.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), labels.len());
+    assert!(labels.contains(&Drop::Fragment.as_str()));
+    assert!(labels.contains(&Drop::State(Refuse::PoolExhausted).as_str()));
+}
+
+proptest! {
+    /// Nonsense from either side never panics and never creates more state
+    /// than the limits allow.
+    #[test]
+    fn arbitrary_bytes_never_panic(mut bytes in proptest::collection::vec(any::<u8>(), 0..200), v6 in any::<bool>()) {
+        let (x, mut st) = setup(&[POOL]);
+        let mut out = Packets::new();
+        if let Some(b) = bytes.first_mut() {
+            *b = (*b & 0x0f) | if v6 { 0x60 } else { 0x45 };
+        }
+        let _ = x.translate(&mut st, 0, &mut bytes, &mut out);
+    }
+
+    /// Valid packets with one byte changed never panic either.
+    #[test]
+    fn mutated_packets_never_panic(at in 0usize..80, val in any::<u8>(), which in 0u8..4) {
+        let (x, mut st) = setup(&[POOL]);
+        let mut out = Packets::new();
+        let mut seed = udp6(C6, 40000, S4_V6, 53, 64, b"query");
+        x.translate(&mut st, 0, &mut seed, &mut out);
+        let t = out.get(0).map_or(61001, |p| u16::from_be_bytes([p[20], p[21]]));
+        let mut p = match which {
+            0 => udp6(C6, 40000, S4_V6, 53, 64, b"query"),
+            1 => udp4(S4, 53, POOL, t, b"answer"),
+            2 => {
+                let mut e = Vec::new();
+                PacketBuilder::ipv4(a4(S4), a4(POOL), 64)
+                    .icmpv4_raw(3, 3, [0; 4])
+                    .write(&mut e, &udp4(POOL, t, S4, 53, b"q"))
+                    .unwrap();
+                e
+            }
+            _ => syn6(C6, 1, S4_V6, 80),
+        };
+        if let Some(b) = p.get_mut(at) {
+            *b = val;
+        }
+        let _ = x.translate(&mut st, 0, &mut p, &mut out);
+        prop_assert!(st.session_count() <= 3);
+    }
+}
