@@ -58,6 +58,9 @@ pub struct Args {
     /// `/nat64/sessions`); overrides `[admin] listen`.
     #[arg(long)]
     admin: Option<SocketAddr>,
+    /// Reload when the config file's content changes (see `sixgate run`).
+    #[arg(long, env = "SIXGATE_WATCH_CONFIG")]
+    watch_config: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +81,7 @@ pub fn command(args: &Args) -> anyhow::Result<()> {
     let run = args.config.clone().map(|config| RunArgs {
         config: ConfigArgs { config },
         admin: args.admin,
+        watch_config: args.watch_config,
     });
     match (&args.action, &run) {
         (Some(Action::Sessions { admin, config }), _) => {
