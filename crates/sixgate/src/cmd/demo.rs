@@ -96,6 +96,8 @@ pub struct Lab {
     namespaces: Vec<String>,
     children: Vec<(String, Child, PathBuf)>,
     links: u32,
+    /// `/etc/netns/<ns>` directories written for `ip netns exec`.
+    etc_dirs: Vec<PathBuf>,
 }
 
 impl Lab {
@@ -110,6 +112,7 @@ impl Lab {
             namespaces: Vec::new(),
             children: Vec::new(),
             links: 0,
+            etc_dirs: Vec::new(),
         })
     }
 
@@ -132,6 +135,20 @@ impl Lab {
         self.namespaces.push(full.clone());
         self.exec(&full, &["ip", "link", "set", "lo", "up"])?;
         Ok(full)
+    }
+
+    /// Gives a namespace its own resolv.conf: `ip netns exec` bind-mounts
+    /// `/etc/netns/<ns>/resolv.conf` over `/etc/resolv.conf`.
+    pub fn resolv_conf(&mut self, ns: &str, nameserver: &str) -> anyhow::Result<()> {
+        let dir = PathBuf::from("/etc/netns").join(ns);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        self.etc_dirs.push(dir.clone());
+        std::fs::write(
+            dir.join("resolv.conf"),
+            format!("nameserver {nameserver}\n"),
+        )?;
+        Ok(())
     }
 
     /// A veth pair between two namespaces; returns the interface names (a, b).
@@ -269,6 +286,9 @@ impl Drop for Lab {
         for ns in &self.namespaces {
             remove_namespace(ns);
         }
+        for dir in &self.etc_dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -335,7 +355,10 @@ fn remove_matching(prefix: &str) {
             }
         }
     }
-    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+    for dir in [std::env::temp_dir(), PathBuf::from("/etc/netns")] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             if entry.file_name().to_string_lossy().starts_with(prefix) {
                 let _ = std::fs::remove_dir_all(entry.path());

@@ -4,15 +4,285 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, ensure, Context as _};
+use anyhow::{ensure, Context as _};
 
 use super::demo::{say, shown, Lab};
 
 const START: Duration = Duration::from_secs(20);
 
-/// Step 1: DNS64 + NAT64 egress of an IPv6-only pod.
-pub fn egress(_lab: &mut Lab) -> anyhow::Result<()> {
-    bail!("not written yet: needs the nat64 part")
+/// The demo's authoritative zone: an IPv4-only site and a dual-stack one.
+const ZONE: &str = "$ORIGIN demo.example.\n$TTL 300\n\
+@     IN SOA ns hostmaster 1 3600 600 86400 60\n\
+@     IN NS  ns\n\
+ns    IN A   127.0.0.1\n\
+www4  IN A   192.0.2.10\n\
+www6  IN A   192.0.2.20\n\
+www6  IN AAAA 2001:db8:2::10\n";
+
+/// A python3 HTTP server answering every GET with a one-line page.
+fn web_server(text: &str) -> String {
+    format!(
+        "import http.server,socket\n\
+class H(http.server.BaseHTTPRequestHandler):\n\
+\x20   def do_GET(self):\n\
+\x20       b=b'{text}\\n'\n\
+\x20       self.send_response(200);self.send_header('content-length',str(len(b)));self.end_headers();self.wfile.write(b)\n\
+\x20   def log_message(self,*a): pass\n\
+class S(http.server.HTTPServer): address_family=socket.AF_INET6\n\
+s=S(('::',80),H)\n\
+print('ready',flush=True)\n\
+s.serve_forever()\n"
+    )
+}
+
+/// Step 1: an IPv6-only pod resolves names through sixgate dns64 and reaches
+/// an IPv4-only site through sixgate nat64, and a dual-stack site directly.
+pub fn egress(lab: &mut Lab) -> anyhow::Result<()> {
+    // pod [2001:db8:1::2] --- [2001:db8:1::1] gw [192.0.2.1] --- [192.0.2.10] site4
+    //                                       gw [2001:db8:2::1] --- [2001:db8:2::10] site6
+    let pod = lab.netns("pod")?;
+    let gw = lab.netns("gw")?;
+    let site4 = lab.netns("site4")?;
+    let site6 = lab.netns("site6")?;
+    let (pod_if, gw_pod) = lab.link(&pod, &gw)?;
+    let (gw_v4, site4_if) = lab.link(&gw, &site4)?;
+    let (gw_v6, site6_if) = lab.link(&gw, &site6)?;
+    lab.exec(
+        &pod,
+        &[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:1::2/64",
+            "dev",
+            &pod_if,
+            "nodad",
+        ],
+    )?;
+    lab.exec(
+        &pod,
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "2001:db8:1::1",
+        ],
+    )?;
+    lab.exec(
+        &gw,
+        &[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:1::1/64",
+            "dev",
+            &gw_pod,
+            "nodad",
+        ],
+    )?;
+    lab.exec(&gw, &["ip", "addr", "add", "192.0.2.1/24", "dev", &gw_v4])?;
+    lab.exec(
+        &gw,
+        &[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:2::1/64",
+            "dev",
+            &gw_v6,
+            "nodad",
+        ],
+    )?;
+    lab.exec(
+        &gw,
+        &[
+            "sysctl",
+            "-qw",
+            "net.ipv6.conf.all.forwarding=1",
+            "net.ipv4.ip_forward=1",
+        ],
+    )?;
+    lab.exec(
+        &site4,
+        &["ip", "addr", "add", "192.0.2.10/24", "dev", &site4_if],
+    )?;
+    lab.exec(
+        &site4,
+        &["ip", "route", "add", "default", "via", "192.0.2.1"],
+    )?;
+    lab.exec(
+        &site6,
+        &[
+            "ip",
+            "addr",
+            "add",
+            "2001:db8:2::10/64",
+            "dev",
+            &site6_if,
+            "nodad",
+        ],
+    )?;
+    lab.exec(
+        &site6,
+        &[
+            "ip",
+            "-6",
+            "route",
+            "add",
+            "default",
+            "via",
+            "2001:db8:2::1",
+        ],
+    )?;
+    lab.resolv_conf(&pod, "2001:db8:1::1")?;
+    say("pod is IPv6-only; www4.demo.example is IPv4-only (192.0.2.10); www6.demo.example has both (2001:db8:2::10)");
+
+    // The sites, and a small authoritative server for demo.example (NSD).
+    lab.spawn(
+        "www4",
+        &site4,
+        &[
+            "python3",
+            "-c",
+            &web_server("hello from www4, an IPv4-only site"),
+        ],
+    )?;
+    lab.spawn(
+        "www6",
+        &site6,
+        &["python3", "-c", &web_server("hello from www6, over IPv6")],
+    )?;
+    let zone = lab.file("demo.example.zone", ZONE)?;
+    let d = lab.dir().display().to_string();
+    let nsd_conf = lab.file(
+        "nsd.conf",
+        &format!(
+            "server:\n  ip-address: 127.0.0.1\n  port: 5300\n  server-count: 1\n  username: \"\"\n  chroot: \"\"\n  \
+             zonesdir: \"{d}\"\n  pidfile: \"{d}/nsd.pid\"\n  database: \"\"\n  xfrdfile: \"{d}/xfrd.state\"\n  \
+             zonelistfile: \"{d}/zone.list\"\n  verbosity: 0\n\
+             remote-control:\n  control-enable: no\n\
+             zone:\n  name: demo.example\n  zonefile: \"{}\"\n",
+            zone.display()
+        ),
+    )?;
+    lab.spawn(
+        "nsd",
+        &gw,
+        &["nsd", "-d", "-c", nsd_conf.to_str().context("utf-8")?],
+    )?;
+    lab.wait_until("NSD", START, || {
+        lab.try_exec(
+            &gw,
+            &[
+                "dig",
+                "+short",
+                "+time=1",
+                "+tries=1",
+                "@127.0.0.1",
+                "-p",
+                "5300",
+                "www4.demo.example",
+                "A",
+            ],
+        )
+        .1
+        .contains("192.0.2.10")
+    })?;
+
+    let config = lab.file(
+        "sixgate.toml",
+        "[admin]\nlisten = \"127.0.0.1:7779\"\n\n\
+         [dns64]\nlisten = [\"[2001:db8:1::1]:53\"]\nforwarders = [\"127.0.0.1:5300\"]\n\
+         prefix = \"64:ff9b:1::/96\"\naaaa = \"prefer-native\"\nallow = [\"2001:db8:1::/64\", \"::1/128\"]\n\n\
+         [nat64]\ntun = \"demo64\"\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"198.51.100.1\"]\nmanage_routes = true\n",
+    )?;
+    lab.spawn_sixgate(
+        "sixgate",
+        &gw,
+        &["run", "--config", config.to_str().context("utf-8")?],
+    )?;
+    lab.wait_log("sixgate", "dns64 listening on", START)?;
+    lab.wait_until("sixgate to be ready", START, || {
+        lab.try_exec(&gw, &["curl", "-sf", "http://127.0.0.1:7779/readyz"])
+            .0
+    })?;
+    say("sixgate runs on gw: dns64 on [2001:db8:1::1]:53 (forwarding to NSD), nat64 with prefix 64:ff9b:1::/96 and pool4 198.51.100.1");
+    lab.wait_log("www4", "ready", START)?;
+    lab.wait_log("www6", "ready", START)?;
+
+    let aaaa = lab.exec(&pod, &["dig", "+short", "AAAA", "www4.demo.example"])?;
+    ensure!(
+        aaaa.trim() == "64:ff9b:1::c000:20a",
+        "www4 AAAA: expected 64:ff9b:1::c000:20a, got {aaaa:?}"
+    );
+    shown("dig AAAA www4.demo.example -> 64:ff9b:1::c000:20a: synthesised from its A record 192.0.2.10 (RFC 6052)");
+    let (ok, page) = lab.try_exec(
+        &pod,
+        &[
+            "curl",
+            "-6",
+            "-sS",
+            "--max-time",
+            "10",
+            "http://www4.demo.example/",
+        ],
+    );
+    ensure!(
+        ok && page.contains("IPv4-only site"),
+        "curl http://www4.demo.example/ failed: {page}"
+    );
+    shown(&format!(
+        "curl -6 http://www4.demo.example/ -> \"{}\": the IPv6-only pod reached it through nat64",
+        page.trim()
+    ));
+    let sessions = lab.exec(
+        &gw,
+        &[
+            std::env::current_exe()?.to_str().context("utf-8")?,
+            "nat64",
+            "sessions",
+            "--admin",
+            "127.0.0.1:7779",
+        ],
+    )?;
+    ensure!(
+        sessions.contains("198.51.100.1"),
+        "the session table does not show the flow:\n{sessions}"
+    );
+    if let Some(line) = sessions.lines().find(|l| l.contains("192.0.2.10")) {
+        shown("its session, as `sixgate nat64 sessions` lists it:");
+        println!("        {}", line.trim());
+    }
+
+    let aaaa = lab.exec(&pod, &["dig", "+short", "AAAA", "www6.demo.example"])?;
+    ensure!(
+        aaaa.trim() == "2001:db8:2::10",
+        "www6 AAAA: expected the real 2001:db8:2::10, got {aaaa:?}"
+    );
+    shown("dig AAAA www6.demo.example -> 2001:db8:2::10: its real AAAA, not a synthesised one (prefer-native)");
+    let (ok, page) = lab.try_exec(
+        &pod,
+        &[
+            "curl",
+            "-6",
+            "-sS",
+            "--max-time",
+            "10",
+            "http://www6.demo.example/",
+        ],
+    );
+    ensure!(
+        ok && page.contains("over IPv6"),
+        "curl http://www6.demo.example/ failed: {page}"
+    );
+    shown(&format!(
+        "curl -6 http://www6.demo.example/ -> \"{}\": straight over IPv6, no translation",
+        page.trim()
+    ));
+    Ok(())
 }
 
 /// Step 2: an IPv6 client reaches IPv4-only TLS services through the proxy,

@@ -2,7 +2,6 @@
 
 pub mod addr;
 pub mod check;
-#[allow(dead_code)] // TEMPORARY: the steps that use the lab land with the parts
 pub mod demo;
 mod demo_steps;
 pub mod dns64;
