@@ -281,7 +281,7 @@ fn default_stack() -> String {
 fn toml_location(text: &str, err: &toml::de::Error) -> String {
     err.span()
         .map(|span| {
-            let before = &text[..span.start.min(text.len())];
+            let before = text.get(..span.start).unwrap_or(text);
             let line = before.matches('\n').count() + 1;
             let column = before
                 .rfind('\n')

@@ -285,4 +285,39 @@ proptest! {
             for (g, a) in &c.gateways { prop_assert_eq!(a, &now.gateways[g]); }
         }
     }
+
+    #[test]
+    fn garbage_never_panics(text in "\\PC{0,200}") {
+        let _ = Plan::parse(&text);
+        let _ = Lock::parse(&text);
+    }
+
+    #[test]
+    fn mutated_example_plans_and_locks_never_panic(
+        pos in any::<proptest::sample::Index>(),
+        len in 0usize..8,
+        with in "[0-9a-f:./\\[\\]=\" \n]{0,6}",
+    ) {
+        let specs: Vec<ClusterSpec> = (0..CLUSTERS).map(|i| ClusterSpec { site: i % 3, max_nodes: 16, dual: i % 2 == 0 }).collect();
+        let state: State = (0..CLUSTERS).map(|_| Some(((0..3).collect(), (0..2).collect()))).collect();
+        let plan_text = plan_text(&specs, &state, true);
+        let plan = Plan::parse(&plan_text).unwrap();
+        let lock_text = allocate(&plan, &Lock::default()).unwrap().to_text();
+        for text in [&plan_text, &lock_text] {
+            let chars: Vec<char> = text.chars().collect();
+            let at = pos.index(chars.len());
+            let end = (at + len).min(chars.len());
+            let mutated: String = chars[..at].iter().chain(with.chars().collect::<Vec<_>>().iter()).chain(chars[end..].iter()).collect();
+            if let Ok(p) = Plan::parse(&mutated) {
+                let _ = allocate(&p, &Lock::default());
+            }
+            if let Ok(l) = Lock::parse(&mutated) {
+                // A lock that parses is consistent: allocating on it either
+                // works or names what contradicts the plan.
+                if let Ok(next) = allocate(&plan, &l) {
+                    check_no_overlap(&plan, &next);
+                }
+            }
+        }
+    }
 }
