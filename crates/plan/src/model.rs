@@ -20,6 +20,30 @@ pub const FIRST_HOST: u128 = 0x10;
 /// as kubeadm chooses it.
 pub const KUBE_DNS_OFFSET: u128 = 10;
 
+/// The most nodes a cluster may plan for: kube-controller-manager refuses a
+/// node mask more than 16 bits longer than the pod subnet.
+pub const MAX_NODES: u32 = 1 << 16;
+
+/// Bits needed to number `count` things: ceil(log2(count)).
+#[must_use]
+pub fn bits_for(count: u32) -> u8 {
+    if count <= 1 {
+        0
+    } else {
+        // At most 32, so the cast cannot truncate.
+        u8::try_from(u32::BITS - (count - 1).leading_zeros()).unwrap_or(32)
+    }
+}
+
+/// The IPv4 node mask kube-controller-manager gets for a dual-stack cluster:
+/// its default /24, or longer when the IPv4 pod block must hold more nodes;
+/// `None` when a node would get fewer than 2 addresses.
+#[must_use]
+pub fn ipv4_node_mask(ipv4_pods_len: u8, max_nodes: u32) -> Option<u8> {
+    let mask = 24.max(ipv4_pods_len + bits_for(max_nodes));
+    (mask <= 31).then_some(mask)
+}
+
 /// The whole plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -661,12 +685,21 @@ impl Plan {
                     "a cluster has at least one node",
                 ));
             }
-            if c.max_nodes > 1 << 20 {
+            if c.max_nodes > MAX_NODES {
                 return Err(Invalid::new(
                     format!("{key}.max_nodes"),
                     format!(
-                        "{} nodes is more than Kubernetes supports (at most 1048576 here)",
+                        "{} nodes is too many: kube-controller-manager splits the pod subnet into at most {MAX_NODES} node prefixes",
                         c.max_nodes
+                    ),
+                ));
+            }
+            if stack == Stack::Dual && ipv4_node_mask(sizes.ipv4_pods, c.max_nodes).is_none() {
+                return Err(Invalid::new(
+                    format!("{key}.max_nodes"),
+                    format!(
+                        "{} nodes do not fit in a /{} of IPv4 pods (sizes.ipv4_pods) with a block of at least 2 addresses each",
+                        c.max_nodes, sizes.ipv4_pods
                     ),
                 ));
             }
@@ -900,6 +933,26 @@ mod tests {
         ));
         assert!(
             e.starts_with("clusters[0].stack: `ipv4` is not a stack"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ipv4_node_masks_keep_every_node_in_the_block() {
+        assert_eq!(ipv4_node_mask(16, 20), Some(24));
+        assert_eq!(ipv4_node_mask(20, 100), Some(27));
+        assert_eq!(ipv4_node_mask(28, 8), None);
+        assert_eq!(bits_for(1), 0);
+        assert_eq!(bits_for(65536), 16);
+    }
+
+    #[test]
+    fn too_many_nodes_are_refused() {
+        let e = err(&format!(
+            "{MINIMAL}[[clusters]]\nname = \"a\"\nsite = \"s\"\nmax_nodes = 65537\n"
+        ));
+        assert!(
+            e.starts_with("clusters[0].max_nodes: 65537 nodes is too many"),
             "{e}"
         );
     }
