@@ -941,7 +941,8 @@ mod tests {
     fn ipv4_node_masks_keep_every_node_in_the_block() {
         assert_eq!(ipv4_node_mask(16, 20), Some(24));
         assert_eq!(ipv4_node_mask(20, 100), Some(27));
-        assert_eq!(ipv4_node_mask(28, 8), None);
+        assert_eq!(ipv4_node_mask(28, 8), Some(31));
+        assert_eq!(ipv4_node_mask(28, 16), None);
         assert_eq!(bits_for(1), 0);
         assert_eq!(bits_for(65536), 16);
     }
