@@ -500,6 +500,7 @@ mod tests {
 prefixes = ["2001:db8:100::/40"]
 dns_zone = "k8s.example.net"
 [nat64]
+prefix = "per-cluster"
 pool4 = ["198.51.100.0/24"]
 pool4_per_gateway = 28
 [ipv4]

@@ -541,6 +541,20 @@ impl Plan {
         };
         let pool4 = prefix_list("nat64.pool4", &raw.nat64.pool4, Family::V4)?;
         check_disjoint("nat64.pool4", &pool4)?;
+        if mode == Nat64Mode::WellKnown {
+            for (i, block) in pool4.iter().enumerate() {
+                if let Some(bad) = first_non_global(block) {
+                    return Err(Invalid::new(
+                        format!("nat64.pool4[{i}]"),
+                        format!(
+                            "{block} holds {bad}, which is not a global IPv4 address: sixgate nat64 does not use such pool4 \
+                             addresses with the well-known {WELL_KNOWN_NAT64} (RFC 6052 §3.1); set nat64.prefix = \"per-cluster\" \
+                             (local-use {LOCAL_USE_NAT64}, RFC 8215) or use global IPv4 blocks"
+                        ),
+                    ));
+                }
+            }
+        }
         let nat64 = Nat64 {
             mode,
             pool4,
@@ -809,6 +823,22 @@ impl Plan {
         text.parse()
             .unwrap_or_else(|_| Prefix::containing(Family::V6, 0, 128))
     }
+}
+
+/// The first address of an IPv4 block that is not global unicast. Every
+/// special-purpose range is aligned to a /24 or coarser, so looking at the
+/// start of each /24 of the block (or its start, if smaller) finds any.
+fn first_non_global(block: &Prefix) -> Option<std::net::Ipv4Addr> {
+    let step: u128 = 256;
+    let mut a = block.start();
+    while a <= block.last() {
+        let v4 = std::net::Ipv4Addr::from(u32::try_from(a).ok()?);
+        if !sixgate_xlat::prefix64::is_global_v4(v4) {
+            return Some(v4);
+        }
+        a += step;
+    }
+    None
 }
 
 /// A Linux interface name: 1 to 15 bytes, no `/`, whitespace or `:`.

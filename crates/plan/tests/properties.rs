@@ -32,15 +32,20 @@ type State = Vec<Option<(Vec<usize>, Vec<usize>)>>;
 fn plan_text(specs: &[ClusterSpec], state: &State, per_cluster_nat64: bool) -> String {
     let mut t = String::from(
         "prefixes = [\"2001:db8:100::/44\"]\ndns_zone = \"k8s.example.net\"\n\
-         [nat64]\npool4 = [\"198.51.100.0/24\", \"203.0.113.0/24\"]\npool4_per_gateway = 28\n",
+         [nat64]\npool4_per_gateway = 28\n",
     );
+    // The well-known prefix takes only global pool4 addresses (RFC 6052
+    // §3.1); these two blocks are only data here, nothing is sent to them.
     if per_cluster_nat64 {
-        t.push_str("prefix = \"per-cluster\"\n");
+        t.push_str("prefix = \"per-cluster\"\npool4 = [\"198.51.100.0/24\", \"203.0.113.0/24\"]\n");
+    } else {
+        t.push_str("pool4 = [\"192.0.3.0/24\", \"192.0.4.0/24\"]\n");
     }
     t.push_str(
         "[ipv4]\npods = [\"10.64.0.0/12\"]\nservices = [\"10.96.0.0/16\"]\n\
          [[external]]\nname = \"backbone\"\nprefix = \"2001:db8:100::/48\"\n\
-         [[external]]\nname = \"dmz\"\nprefix = \"198.51.100.16/28\"\n",
+         [[external]]\nname = \"dmz\"\nprefix = \"198.51.100.16/28\"\n\
+         [[external]]\nname = \"dmz2\"\nprefix = \"192.0.3.16/28\"\n",
     );
     for (i, entry) in state.iter().enumerate() {
         let Some((nodes, gateways)) = entry else {
