@@ -721,6 +721,13 @@ impl Plan {
             for (j, n) in c.nodes.iter().enumerate() {
                 let k = format!("{key}.nodes[{j}]");
                 check_node_name(&k, n)?;
+                // The node's Calico IPPool is named `<cluster>-node-<node>`.
+                if c.name.len() + "-node-".len() + n.len() > 253 {
+                    return Err(Invalid::new(
+                        k,
+                        format!("`{n}` is too long: the IP pool name `{}-node-{n}` would pass the 253 bytes of a Kubernetes name", c.name),
+                    ));
+                }
                 if !seen.insert(n.as_str()) {
                     return Err(Invalid::new(k, format!("node `{n}` is listed twice")));
                 }
