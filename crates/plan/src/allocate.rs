@@ -500,6 +500,7 @@ mod tests {
 prefixes = ["2001:db8:100::/40"]
 dns_zone = "k8s.example.net"
 [nat64]
+prefix = "per-cluster"
 pool4 = ["198.51.100.0/24"]
 pool4_per_gateway = 28
 [ipv4]
@@ -621,5 +622,18 @@ stack = "dual"
             "{e}"
         );
         assert!(e.reason.contains("nothing is left there"), "{e}");
+    }
+
+    #[test]
+    fn docker_sized_80s_per_node_pack_into_a_small_aggregate() {
+        let text = PLAN.replace("[nat64]", "[sizes]\npods_per_node = 80\n[nat64]");
+        let lock = allocate(&plan(&text), &Lock::default()).unwrap();
+        let a = &lock.clusters["a"];
+        assert_eq!(a.pods.to_string(), "2001:db8:101::/73");
+        assert_eq!(a.nodes["n1"].pods.to_string(), "2001:db8:101::/80");
+        assert_eq!(a.nodes["n2"].pods.to_string(), "2001:db8:101:0:1::/80");
+        // The uplink and the services take the next /64s.
+        assert_eq!(a.uplink.to_string(), "2001:db8:101:1::/64");
+        assert_eq!(a.services.to_string(), "2001:db8:101:2::/108");
     }
 }

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod allocate;
+pub mod derive;
 pub mod lock;
 pub mod model;
 pub mod prefix;

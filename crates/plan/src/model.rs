@@ -20,6 +20,30 @@ pub const FIRST_HOST: u128 = 0x10;
 /// as kubeadm chooses it.
 pub const KUBE_DNS_OFFSET: u128 = 10;
 
+/// The most nodes a cluster may plan for: kube-controller-manager refuses a
+/// node mask more than 16 bits longer than the pod subnet.
+pub const MAX_NODES: u32 = 1 << 16;
+
+/// Bits needed to number `count` things: ceil(log2(count)).
+#[must_use]
+pub fn bits_for(count: u32) -> u8 {
+    if count <= 1 {
+        0
+    } else {
+        // At most 32, so the cast cannot truncate.
+        u8::try_from(u32::BITS - (count - 1).leading_zeros()).unwrap_or(32)
+    }
+}
+
+/// The IPv4 node mask kube-controller-manager gets for a dual-stack cluster:
+/// its default /24, or longer when the IPv4 pod block must hold more nodes;
+/// `None` when a node would get fewer than 2 addresses.
+#[must_use]
+pub fn ipv4_node_mask(ipv4_pods_len: u8, max_nodes: u32) -> Option<u8> {
+    let mask = 24.max(ipv4_pods_len + bits_for(max_nodes));
+    (mask <= 31).then_some(mask)
+}
+
 /// The whole plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
@@ -281,7 +305,7 @@ fn default_stack() -> String {
 fn toml_location(text: &str, err: &toml::de::Error) -> String {
     err.span()
         .map(|span| {
-            let before = &text[..span.start.min(text.len())];
+            let before = text.get(..span.start).unwrap_or(text);
             let line = before.matches('\n').count() + 1;
             let column = before
                 .rfind('\n')
@@ -517,6 +541,20 @@ impl Plan {
         };
         let pool4 = prefix_list("nat64.pool4", &raw.nat64.pool4, Family::V4)?;
         check_disjoint("nat64.pool4", &pool4)?;
+        if mode == Nat64Mode::WellKnown {
+            for (i, block) in pool4.iter().enumerate() {
+                if let Some(bad) = first_non_global(block) {
+                    return Err(Invalid::new(
+                        format!("nat64.pool4[{i}]"),
+                        format!(
+                            "{block} holds {bad}, which is not a global IPv4 address: sixgate nat64 does not use such pool4 \
+                             addresses with the well-known {WELL_KNOWN_NAT64} (RFC 6052 §3.1); set nat64.prefix = \"per-cluster\" \
+                             (local-use {LOCAL_USE_NAT64}, RFC 8215) or use global IPv4 blocks"
+                        ),
+                    ));
+                }
+            }
+        }
         let nat64 = Nat64 {
             mode,
             pool4,
@@ -661,12 +699,21 @@ impl Plan {
                     "a cluster has at least one node",
                 ));
             }
-            if c.max_nodes > 1 << 20 {
+            if c.max_nodes > MAX_NODES {
                 return Err(Invalid::new(
                     format!("{key}.max_nodes"),
                     format!(
-                        "{} nodes is more than Kubernetes supports (at most 1048576 here)",
+                        "{} nodes is too many: kube-controller-manager splits the pod subnet into at most {MAX_NODES} node prefixes",
                         c.max_nodes
+                    ),
+                ));
+            }
+            if stack == Stack::Dual && ipv4_node_mask(sizes.ipv4_pods, c.max_nodes).is_none() {
+                return Err(Invalid::new(
+                    format!("{key}.max_nodes"),
+                    format!(
+                        "{} nodes do not fit in a /{} of IPv4 pods (sizes.ipv4_pods) with a block of at least 2 addresses each",
+                        c.max_nodes, sizes.ipv4_pods
                     ),
                 ));
             }
@@ -674,6 +721,13 @@ impl Plan {
             for (j, n) in c.nodes.iter().enumerate() {
                 let k = format!("{key}.nodes[{j}]");
                 check_node_name(&k, n)?;
+                // The node's Calico IPPool is named `<cluster>-node-<node>`.
+                if c.name.len() + "-node-".len() + n.len() > 253 {
+                    return Err(Invalid::new(
+                        k,
+                        format!("`{n}` is too long: the IP pool name `{}-node-{n}` would pass the 253 bytes of a Kubernetes name", c.name),
+                    ));
+                }
                 if !seen.insert(n.as_str()) {
                     return Err(Invalid::new(k, format!("node `{n}` is listed twice")));
                 }
@@ -776,6 +830,22 @@ impl Plan {
         text.parse()
             .unwrap_or_else(|_| Prefix::containing(Family::V6, 0, 128))
     }
+}
+
+/// The first address of an IPv4 block that is not global unicast. Every
+/// special-purpose range is aligned to a /24 or coarser, so looking at the
+/// start of each /24 of the block (or its start, if smaller) finds any.
+fn first_non_global(block: &Prefix) -> Option<std::net::Ipv4Addr> {
+    let step: u128 = 256;
+    let mut a = block.start();
+    while a <= block.last() {
+        let v4 = std::net::Ipv4Addr::from(u32::try_from(a).ok()?);
+        if !sixgate_xlat::prefix64::is_global_v4(v4) {
+            return Some(v4);
+        }
+        a += step;
+    }
+    None
 }
 
 /// A Linux interface name: 1 to 15 bytes, no `/`, whitespace or `:`.
@@ -900,6 +970,27 @@ mod tests {
         ));
         assert!(
             e.starts_with("clusters[0].stack: `ipv4` is not a stack"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn ipv4_node_masks_keep_every_node_in_the_block() {
+        assert_eq!(ipv4_node_mask(16, 20), Some(24));
+        assert_eq!(ipv4_node_mask(20, 100), Some(27));
+        assert_eq!(ipv4_node_mask(28, 8), Some(31));
+        assert_eq!(ipv4_node_mask(28, 16), None);
+        assert_eq!(bits_for(1), 0);
+        assert_eq!(bits_for(65536), 16);
+    }
+
+    #[test]
+    fn too_many_nodes_are_refused() {
+        let e = err(&format!(
+            "{MINIMAL}[[clusters]]\nname = \"a\"\nsite = \"s\"\nmax_nodes = 65537\n"
+        ));
+        assert!(
+            e.starts_with("clusters[0].max_nodes: 65537 nodes is too many"),
             "{e}"
         );
     }

@@ -115,7 +115,10 @@ impl Prefix {
         self.family
     }
 
+    /// The prefix length in bits (not a count of items: there is no
+    /// empty prefix, so no `is_empty`).
     #[must_use]
+    #[allow(clippy::len_without_is_empty)]
     pub const fn len(&self) -> u8 {
         self.len
     }

@@ -218,3 +218,49 @@ fn a_lock_contradicting_the_plan_is_refused() {
     let e = lock_err("nat64 = \"64:ff9b:1::/96\"", "nat64 = \"2001:db8::/96\"");
     assert_eq!(e, "clusters.prod-zrh.nat64: 2001:db8::/96 is not inside the local-use NAT64 block = 64:ff9b:1::/48");
 }
+
+#[test]
+fn non_global_pool4_with_the_well_known_prefix_is_refused() {
+    let e = plan_err(&example_with(
+        "prefix = \"per-cluster\"",
+        "prefix = \"well-known\"",
+    ));
+    assert!(
+        e.starts_with("nat64.pool4[0]: 198.51.100.0/24 holds 198.51.100.0, which is not a global IPv4 address"),
+        "{e}"
+    );
+    // A large block with a private /24 deep inside is caught too.
+    let e = plan_err(
+        &example_with("prefix = \"per-cluster\"", "prefix = \"well-known\"").replacen(
+            "pool4 = [\"198.51.100.0/24\", \"203.0.113.0/25\"]",
+            "pool4 = [\"192.0.0.0/16\"]",
+            1,
+        ),
+    );
+    assert!(
+        e.starts_with("nat64.pool4[0]: 192.0.0.0/16 holds 192.0.0.0,"),
+        "{e}"
+    );
+    let e = plan_err(
+        &example_with("prefix = \"per-cluster\"", "prefix = \"well-known\"").replacen(
+            "pool4 = [\"198.51.100.0/24\", \"203.0.113.0/25\"]",
+            "pool4 = [\"192.168.0.0/15\"]",
+            1,
+        ),
+    );
+    assert!(
+        e.starts_with("nat64.pool4[0]: 192.168.0.0/15 holds 192.168.0.0,"),
+        "{e}"
+    );
+    let e = plan_err(
+        &example_with("prefix = \"per-cluster\"", "prefix = \"well-known\"").replacen(
+            "pool4 = [\"198.51.100.0/24\", \"203.0.113.0/25\"]",
+            "pool4 = [\"192.88.0.0/16\"]",
+            1,
+        ),
+    );
+    assert!(
+        e.starts_with("nat64.pool4[0]: 192.88.0.0/16 holds 192.88.99.0,"),
+        "{e}"
+    );
+}

@@ -155,7 +155,7 @@ fn the_validator_refuses_broken_objects() {
         let good = std::fs::read_to_string(&path).unwrap();
         assert!(good.contains(from), "{file} has no `{from}`");
         std::fs::write(&path, good.replacen(from, to, 1)).unwrap();
-        let (ok, text) = validate(&[path.clone()]);
+        let (ok, text) = validate(std::slice::from_ref(&path));
         assert!(!ok, "{file} with `{to}` passed:\n{text}");
         std::fs::write(&path, good).unwrap();
     }

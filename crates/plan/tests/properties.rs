@@ -32,15 +32,20 @@ type State = Vec<Option<(Vec<usize>, Vec<usize>)>>;
 fn plan_text(specs: &[ClusterSpec], state: &State, per_cluster_nat64: bool) -> String {
     let mut t = String::from(
         "prefixes = [\"2001:db8:100::/44\"]\ndns_zone = \"k8s.example.net\"\n\
-         [nat64]\npool4 = [\"198.51.100.0/24\", \"203.0.113.0/24\"]\npool4_per_gateway = 28\n",
+         [nat64]\npool4_per_gateway = 28\n",
     );
+    // The well-known prefix takes only global pool4 addresses (RFC 6052
+    // §3.1); these two blocks are only data here, nothing is sent to them.
     if per_cluster_nat64 {
-        t.push_str("prefix = \"per-cluster\"\n");
+        t.push_str("prefix = \"per-cluster\"\npool4 = [\"198.51.100.0/24\", \"203.0.113.0/24\"]\n");
+    } else {
+        t.push_str("pool4 = [\"192.0.3.0/24\", \"192.0.4.0/24\"]\n");
     }
     t.push_str(
         "[ipv4]\npods = [\"10.64.0.0/12\"]\nservices = [\"10.96.0.0/16\"]\n\
          [[external]]\nname = \"backbone\"\nprefix = \"2001:db8:100::/48\"\n\
-         [[external]]\nname = \"dmz\"\nprefix = \"198.51.100.16/28\"\n",
+         [[external]]\nname = \"dmz\"\nprefix = \"198.51.100.16/28\"\n\
+         [[external]]\nname = \"dmz2\"\nprefix = \"192.0.3.16/28\"\n",
     );
     for (i, entry) in state.iter().enumerate() {
         let Some((nodes, gateways)) = entry else {
@@ -283,6 +288,41 @@ proptest! {
             prop_assert_eq!(c.block, now.block);
             for (n, a) in &c.nodes { prop_assert_eq!(a, &now.nodes[n]); }
             for (g, a) in &c.gateways { prop_assert_eq!(a, &now.gateways[g]); }
+        }
+    }
+
+    #[test]
+    fn garbage_never_panics(text in "\\PC{0,200}") {
+        let _ = Plan::parse(&text);
+        let _ = Lock::parse(&text);
+    }
+
+    #[test]
+    fn mutated_example_plans_and_locks_never_panic(
+        pos in any::<proptest::sample::Index>(),
+        len in 0usize..8,
+        with in "[0-9a-f:./\\[\\]=\" \n]{0,6}",
+    ) {
+        let specs: Vec<ClusterSpec> = (0..CLUSTERS).map(|i| ClusterSpec { site: i % 3, max_nodes: 16, dual: i % 2 == 0 }).collect();
+        let state: State = (0..CLUSTERS).map(|_| Some(((0..3).collect(), (0..2).collect()))).collect();
+        let plan_text = plan_text(&specs, &state, true);
+        let plan = Plan::parse(&plan_text).unwrap();
+        let lock_text = allocate(&plan, &Lock::default()).unwrap().to_text();
+        for text in [&plan_text, &lock_text] {
+            let chars: Vec<char> = text.chars().collect();
+            let at = pos.index(chars.len());
+            let end = (at + len).min(chars.len());
+            let mutated: String = chars[..at].iter().chain(with.chars().collect::<Vec<_>>().iter()).chain(chars[end..].iter()).collect();
+            if let Ok(p) = Plan::parse(&mutated) {
+                let _ = allocate(&p, &Lock::default());
+            }
+            if let Ok(l) = Lock::parse(&mutated) {
+                // A lock that parses is consistent: allocating on it either
+                // works or names what contradicts the plan.
+                if let Ok(next) = allocate(&plan, &l) {
+                    check_no_overlap(&plan, &next);
+                }
+            }
         }
     }
 }

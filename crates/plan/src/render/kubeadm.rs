@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{yq, Ctx};
-use crate::model::Stack;
+use crate::model::{ipv4_node_mask, Stack};
 
 pub fn render(ctx: &Ctx<'_>) -> String {
     let a = ctx.alloc;
@@ -32,8 +32,16 @@ pub fn render(ctx: &Ctx<'_>) -> String {
         "  - name: node-cidr-mask-size-ipv6\n    value: {}",
         yq(&sizes.pods_per_node.to_string())
     );
-    if dual {
-        out.push_str("  - name: node-cidr-mask-size-ipv4\n    value: \"24\"\n");
+    if let Some(mask) = a
+        .ipv4_pods
+        .filter(|_| dual)
+        .and_then(|p| ipv4_node_mask(p.len(), ctx.cluster.max_nodes))
+    {
+        let _ = writeln!(
+            out,
+            "  - name: node-cidr-mask-size-ipv4\n    value: {}",
+            yq(&mask.to_string())
+        );
     }
     out.push_str("---\n");
     out.push_str("# The kubelet must listen on IPv6 (its default, 0.0.0.0, is IPv4-only),\n");

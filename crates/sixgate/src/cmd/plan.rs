@@ -76,7 +76,7 @@ pub fn command(args: &Args) -> anyhow::Result<()> {
             if new == old && lock_path.exists() {
                 println!("{}: up to date", lock_path.display());
             } else {
-                write_atomic(&lock_path, new.to_text().as_bytes())?;
+                write_atomic(&lock_path, new.to_text().as_bytes(), Durable::Yes)?;
                 println!(
                     "{}: written ({} site(s), {} cluster(s))",
                     lock_path.display(),
@@ -109,7 +109,8 @@ pub fn command(args: &Args) -> anyhow::Result<()> {
                     fs::create_dir_all(dir)
                         .with_context(|| format!("cannot create {}", dir.display()))?;
                 }
-                write_atomic(&path, text.as_bytes())?;
+                // Re-rendering recreates these: replaced atomically, not fsynced.
+                write_atomic(&path, text.as_bytes(), Durable::No)?;
             }
             println!(
                 "{}: {} file(s) for {} cluster(s)",
@@ -129,7 +130,7 @@ fn init(path: &Path, force: bool) -> anyhow::Result<()> {
             path.display()
         );
     }
-    write_atomic(path, EXAMPLE.as_bytes())?;
+    write_atomic(path, EXAMPLE.as_bytes(), Durable::Yes)?;
     println!(
         "{}: written; next: sixgate plan allocate --plan {}",
         path.display(),
@@ -174,10 +175,19 @@ fn current(plan_path: &Path, plan: &Plan, lock: &Lock) -> anyhow::Result<()> {
     }
 }
 
+/// Whether a write must survive a crash right after it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durable {
+    /// fsync the file before the rename and the folder after it.
+    Yes,
+    /// Atomic replacement only.
+    No,
+}
+
 /// Writes `bytes` to `path` so that a reader sees the old file or the new
-/// one, never a part: a temp file in the same folder, fsync, rename over
-/// the target, fsync the folder. The temp file is removed on failure.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+/// one, never a part: a temp file in the same folder, (fsync,) rename over
+/// the target, (fsync the folder). The temp file is removed on failure.
+pub fn write_atomic(path: &Path, bytes: &[u8], durable: Durable) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -196,11 +206,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             .create_new(true)
             .open(&tmp)?;
         file.write_all(bytes)?;
-        file.sync_all()?;
+        if durable == Durable::Yes {
+            file.sync_all()?;
+        }
         drop(file);
         fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        fs::File::open(&dir)?.sync_all()
+        if durable == Durable::Yes {
+            // Make the rename itself durable.
+            fs::File::open(&dir)?.sync_all()?;
+        }
+        Ok(())
     })();
     if let Err(e) = result {
         let _ = fs::remove_file(&tmp);
@@ -224,8 +239,8 @@ mod tests {
     fn atomic_write_replaces_the_whole_file() {
         let dir = temp_dir("replace");
         let path = dir.join("plan.lock");
-        write_atomic(&path, b"old contents that are longer\n").unwrap();
-        write_atomic(&path, b"new\n").unwrap();
+        write_atomic(&path, b"old contents that are longer\n", Durable::Yes).unwrap();
+        write_atomic(&path, b"new\n", Durable::No).unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"new\n");
         let left: Vec<_> = fs::read_dir(&dir)
             .unwrap()
@@ -242,7 +257,7 @@ mod tests {
         let path = dir.join("plan.lock");
         fs::create_dir(&path).unwrap();
         fs::write(path.join("keep"), b"x").unwrap();
-        assert!(write_atomic(&path, b"new\n").is_err());
+        assert!(write_atomic(&path, b"new\n", Durable::Yes).is_err());
         assert_eq!(fs::read(path.join("keep")).unwrap(), b"x");
         let left: Vec<_> = fs::read_dir(&dir)
             .unwrap()
