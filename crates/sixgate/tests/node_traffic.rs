@@ -142,7 +142,7 @@ fn lb_probe_from_link_local_reaches_a_pod_only_with_the_rewrite() {
         "-6",
         "route",
         "add",
-        "2001:db8:40::/64",
+        "2001:db8::/32",
         "via",
         "fe80::1",
         "dev",
@@ -158,11 +158,18 @@ fn lb_probe_from_link_local_reaches_a_pod_only_with_the_rewrite() {
         "2001:db8:40::1",
     ]);
     let _server = PeerEcho::start(&pod, 8080);
+    // A service on the node itself (kube-proxy's health check with
+    // externalTrafficPolicy: Local) is probed too, and must keep working.
+    let _local = PeerEcho::start(&node, 8081);
     let probe = Some((PROBE_FROM, lb_if.as_str()));
 
     // Without the rules the node refuses to forward a link-local source.
     let before = connect(&lb, probe, "2001:db8:40::2", 8080);
     assert!(before.is_err(), "connected without the rewrite: {before:?}");
+    assert_eq!(
+        connect(&lb, probe, "2001:db8:1::1", 8081).expect("probe to the node itself"),
+        format!("peer {PROBE_FROM}")
+    );
 
     // The documented preset, with egress SNAT on as well: the pod's answers to
     // the global probe address must not be masqueraded.
@@ -184,6 +191,11 @@ fn lb_probe_from_link_local_reaches_a_pod_only_with_the_rewrite() {
         format!("peer {PROBE_TO}"),
         "the pod must see the global source"
     );
+    // The node's own answers go out untracked and rewritten back as well.
+    assert_eq!(
+        connect(&lb, probe, "2001:db8:1::1", 8081).expect("probe to the node itself"),
+        format!("peer {PROBE_TO}")
+    );
 
     let (ok, show, err) = node_cmd(&node, &["node", "show"]);
     assert!(ok, "{err}");
@@ -191,6 +203,10 @@ fn lb_probe_from_link_local_reaches_a_pod_only_with_the_rewrite() {
     // The answers were rewritten back to the link-local on their way out:
     // the connection above could not have completed otherwise.
     assert!(rule_packets(&show, "rewrite 0 reply out") >= 2, "{show}");
+    assert!(
+        rule_packets(&show, "rewrite 0 local reply notrack") >= 2,
+        "{show}"
+    );
     assert_eq!(rule_packets(&show, "egress snat"), 0, "{show}");
     assert!(
         show.contains(&format!(
