@@ -3,7 +3,7 @@
 # one `nft -j list`, two `ip -j route show`, reading /proc), measured by
 # running watch with a 100 ms period for DURATION seconds in a scratch
 # network namespace that holds the probe rewrite, egress SNAT and two routes.
-# Needs root, nft, ip, curl.
+# Then times a whole `sixgate node apply`. Needs root, nft, ip, curl.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-20}
@@ -54,3 +54,10 @@ checks=$(( c1 - c0 ))
 echo "checks:                 $checks in ${DURATION}s"
 echo "CPU (sixgate + tools):  $(awk -v t=$ticks -v hz=$hz 'BEGIN{printf "%.2f s", t/hz}')"
 echo "CPU per check:          $(awk -v t=$ticks -v hz=$hz -v c=$checks 'BEGIN{printf "%.2f ms", 1000*t/hz/c}')"
+kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+# A whole `sixgate node apply` (check with nft -c, routes, nft -f), wall time.
+n=20
+start=$(date +%s%N)
+for _ in $(seq $n); do ip netns exec "$ns" "$BIN" --log-level warn node apply --config "$tmp/node.toml" >/dev/null; done
+end=$(date +%s%N)
+echo "sixgate node apply:     $(awk -v d=$((end-start)) -v n=$n 'BEGIN{printf "%.1f ms", d/1e6/n}') wall, mean of $n"

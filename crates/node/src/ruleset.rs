@@ -432,3 +432,56 @@ mod counter_tests {
         assert!(parse_counters("not json").is_empty());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use crate::config::{Egress, Ipv6Detect, Plan, Rewrite};
+    use proptest::prelude::*;
+    use std::time::Duration;
+
+    fn rewrite() -> impl Strategy<Value = Rewrite> {
+        (any::<u64>(), any::<u128>(), "[a-z][a-z0-9]{0,14}").prop_map(|(from, to, name)| Rewrite {
+            from: Ipv6Addr::from((0xfe80u128 << 112) | u128::from(from)),
+            to: Ipv6Addr::from((0x2001_0db8u128 << 96) | (to >> 32)),
+            interface: name.parse().expect("generated names are valid"),
+            reply_route: true,
+            key: "node.rewrites[0]".to_owned(),
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_plan_renders_one_owned_table_and_four_rules_per_rewrite(
+            rewrites in proptest::collection::vec(rewrite(), 0..6),
+            egress: bool,
+        ) {
+            let plan = Plan {
+                uplink: Some("eth0".parse().unwrap()),
+                detect: Ipv6Detect::Interfaces,
+                rewrites: rewrites.clone(),
+                egress: egress.then(|| Egress {
+                    interface: "eth0".parse().unwrap(),
+                    pods: vec!["fd00:40::/56".parse().unwrap()],
+                    exempt: vec!["fd00::/8".parse().unwrap()],
+                    snat: Snat::Masquerade,
+                    key: "node.egress".to_owned(),
+                }),
+                routes: Vec::new(),
+                period: Duration::from_secs(10),
+            };
+            let Some(table) = Table::from_plan(&plan) else {
+                prop_assert!(rewrites.is_empty() && !egress);
+                return Ok(());
+            };
+            let text = table.render_replace();
+            prop_assert!(!text.contains("flush"));
+            prop_assert_eq!(text.matches("table ").count(), 3);
+            prop_assert_eq!(text.matches("table ip6 sixgate").count(), 3);
+            let rules: usize = table.chains.iter().map(|c| c.rules.len()).sum();
+            prop_assert_eq!(rules, 4 * rewrites.len() + usize::from(egress));
+            prop_assert_eq!(text.matches(" comment \"").count(), rules);
+            prop_assert_eq!(text.matches(" notrack comment").count(), 3 * rewrites.len());
+        }
+    }
+}

@@ -315,3 +315,37 @@ mod tests {
         assert!("s".parse::<Period>().is_err());
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_masked_prefix_prints_and_parses_back(bits: u128, len in 0u8..=128) {
+            let addr = IpAddr::V6(Ipv6Addr::from(bits));
+            let masked = mask(addr, len);
+            let p = Prefix::new(masked, len).unwrap();
+            prop_assert_eq!(p.to_string().parse::<Prefix>().unwrap(), p);
+            prop_assert!(p.contains(addr));
+            // With host bits set, the error names the masked prefix.
+            if masked != addr {
+                prop_assert_eq!(Prefix::new(addr, len), Err(PrefixError::HostBits(p)));
+            }
+        }
+
+        #[test]
+        fn an_accepted_interface_name_is_safe_inside_nft_quotes(name in "\\PC{0,20}") {
+            if let Ok(n) = name.parse::<IfName>() {
+                prop_assert!(n.as_str().len() <= IFNAME_MAX);
+                prop_assert!(!n.as_str().contains(['"', '\\', ' ', '\n', ';', '/', ':', '*']));
+            }
+        }
+
+        #[test]
+        fn prefix_parsing_never_panics(s in "\\PC{0,50}") {
+            let _ = s.parse::<Prefix>();
+        }
+    }
+}

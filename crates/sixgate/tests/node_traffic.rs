@@ -142,7 +142,7 @@ fn lb_probe_from_link_local_reaches_a_pod_only_with_the_rewrite() {
         "-6",
         "route",
         "add",
-        "2001:db8:40::/64",
+        "2001:db8::/32",
         "via",
         "fe80::1",
         "dev",
@@ -158,11 +158,18 @@ fn lb_probe_from_link_local_reaches_a_pod_only_with_the_rewrite() {
         "2001:db8:40::1",
     ]);
     let _server = PeerEcho::start(&pod, 8080);
+    // A service on the node itself (kube-proxy's health check with
+    // externalTrafficPolicy: Local) is probed too, and must keep working.
+    let _local = PeerEcho::start(&node, 8081);
     let probe = Some((PROBE_FROM, lb_if.as_str()));
 
     // Without the rules the node refuses to forward a link-local source.
     let before = connect(&lb, probe, "2001:db8:40::2", 8080);
     assert!(before.is_err(), "connected without the rewrite: {before:?}");
+    assert_eq!(
+        connect(&lb, probe, "2001:db8:1::1", 8081).expect("probe to the node itself"),
+        format!("peer {PROBE_FROM}")
+    );
 
     // The documented preset, with egress SNAT on as well: the pod's answers to
     // the global probe address must not be masqueraded.
@@ -184,6 +191,11 @@ fn lb_probe_from_link_local_reaches_a_pod_only_with_the_rewrite() {
         format!("peer {PROBE_TO}"),
         "the pod must see the global source"
     );
+    // The node's own answers go out untracked and rewritten back as well.
+    assert_eq!(
+        connect(&lb, probe, "2001:db8:1::1", 8081).expect("probe to the node itself"),
+        format!("peer {PROBE_TO}")
+    );
 
     let (ok, show, err) = node_cmd(&node, &["node", "show"]);
     assert!(ok, "{err}");
@@ -191,6 +203,10 @@ fn lb_probe_from_link_local_reaches_a_pod_only_with_the_rewrite() {
     // The answers were rewritten back to the link-local on their way out:
     // the connection above could not have completed otherwise.
     assert!(rule_packets(&show, "rewrite 0 reply out") >= 2, "{show}");
+    assert!(
+        rule_packets(&show, "rewrite 0 local reply notrack") >= 2,
+        "{show}"
+    );
     assert_eq!(rule_packets(&show, "egress snat"), 0, "{show}");
     assert!(
         show.contains(&format!(
@@ -211,11 +227,9 @@ fn lb_probe_from_link_local_reaches_a_pod_only_with_the_rewrite() {
     assert!(after.is_err(), "connected after delete: {after:?}");
 }
 
-#[test]
-fn pod_with_a_ula_reaches_the_outside_as_the_node_but_the_cluster_as_itself() {
-    if !have_root("pod_with_a_ula_reaches_the_outside_as_the_node_but_the_cluster_as_itself") {
-        return;
-    }
+/// A pod with a ULA behind a node with egress `snat`; the outside must see
+/// `seen_outside` and a cluster address the pod itself.
+fn egress(snat: &str, seen_outside: &str) {
     // pod [fd00:40::2] --- [fd00:40::1] node [2001:db8:1::1] --- [2001:db8:1::2, fd00:99::2] outside
     let pod = Netns::new("pod");
     let node = Netns::new("node");
@@ -224,6 +238,12 @@ fn pod_with_a_ula_reaches_the_outside_as_the_node_but_the_cluster_as_itself() {
     let (uplink, out_if) = veth(&node, &outside);
     addr(&pod, &pod_if, "fd00:40::2/64");
     addr(&node, &pod_side, "fd00:40::1/64");
+    if snat != "masquerade" {
+        // The outside must reach the SNAT address on the link. Added first:
+        // Linux prefers the newest address of a prefix, so masquerade would
+        // pick 2001:db8:1::1 and the test tells the two apart.
+        addr(&node, &uplink, &format!("{snat}/64"));
+    }
     addr(&node, &uplink, "2001:db8:1::1/64");
     addr(&outside, &out_if, "2001:db8:1::2/64");
     addr(&outside, &out_if, "fd00:99::2/64");
@@ -265,7 +285,7 @@ fn pod_with_a_ula_reaches_the_outside_as_the_node_but_the_cluster_as_itself() {
         "node.toml",
         &format!(
             "[node]\nuplink = \"{uplink}\"\n\n[node.egress]\npod_prefixes = [\"fd00:40::/64\"]\n\
-             cluster_prefixes = [\"fd00::/8\"]\nsnat = \"masquerade\"\n"
+             cluster_prefixes = [\"fd00::/8\"]\nsnat = \"{snat}\"\n"
         ),
     );
     let (ok, out, err) = node_cmd(
@@ -276,7 +296,7 @@ fn pod_with_a_ula_reaches_the_outside_as_the_node_but_the_cluster_as_itself() {
 
     assert_eq!(
         connect(&pod, None, "2001:db8:1::2", 8080).expect("pod to the outside"),
-        "peer 2001:db8:1::1"
+        format!("peer {seen_outside}")
     );
     assert_eq!(
         connect(&pod, None, "fd00:99::2", 8080).expect("pod to a cluster address"),
@@ -284,4 +304,20 @@ fn pod_with_a_ula_reaches_the_outside_as_the_node_but_the_cluster_as_itself() {
     );
     let (_, show, _) = node_cmd(&node, &["node", "show"]);
     assert!(rule_packets(&show, "egress snat") >= 1, "{show}");
+}
+
+#[test]
+fn pod_with_a_ula_reaches_the_outside_as_the_node_but_the_cluster_as_itself() {
+    if !have_root("pod_with_a_ula_reaches_the_outside_as_the_node_but_the_cluster_as_itself") {
+        return;
+    }
+    egress("masquerade", "2001:db8:1::1");
+}
+
+#[test]
+fn egress_snat_to_an_address_is_what_the_outside_sees() {
+    if !have_root("egress_snat_to_an_address_is_what_the_outside_sees") {
+        return;
+    }
+    egress("2001:db8:1::100", "2001:db8:1::100");
 }

@@ -259,3 +259,45 @@ fn without_unshare_watch_still_repairs_a_deleted_table() {
         table(&node).as_deref() == Some(applied.as_str())
     });
 }
+
+#[test]
+fn watch_retries_a_failed_apply_and_is_ready_once_it_succeeds() {
+    if !have_root("watch_retries_a_failed_apply_and_is_ready_once_it_succeeds") {
+        return;
+    }
+    let (node, _peer, uplink, _) = node_with_uplink(true);
+    // The route's TUN device does not exist yet (the nat64 part creates it).
+    let tun = common::unique("late");
+    let dir = TempDir::new("node-retry");
+    let path = dir.write("node.toml", &config(&uplink, &tun, ""));
+    let mut sixgate = Sixgate::start(
+        Some(&node),
+        &["node", "watch", "--config", path.to_str().expect("utf-8")],
+        &["admin"],
+    );
+    let line = sixgate.wait_for_log("retrying in", Duration::from_secs(10));
+    assert!(
+        line.contains(&format!("node.routes[0].dev: no interface named `{tun}`")),
+        "{line}"
+    );
+    let readyz = format!("http://{}/readyz", sixgate.admin());
+    assert!(node
+        .exec(&["curl", "-s", &readyz])
+        .contains("not ready: node"));
+    assert!(table(&node).is_none(), "nothing applied while refused");
+    wait_until("a second failure", Duration::from_secs(5), || {
+        metric(
+            &node,
+            &sixgate,
+            "sixgate_node_apply_failures_total{stage=\"refused\"}",
+        ) >= 2
+    });
+
+    node.exec(&["ip", "tuntap", "add", "dev", &tun, "mode", "tun"]);
+    node.exec(&["ip", "link", "set", &tun, "up"]);
+    sixgate.wait_for_log("node rules applied", Duration::from_secs(10));
+    assert!(table(&node).is_some());
+    wait_until("ready", Duration::from_secs(5), || {
+        node.exec(&["curl", "-s", &readyz]).trim() == "ready"
+    });
+}
