@@ -32,8 +32,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run every part that has a section in the config file.
-    Run(RunArgs),
+    /// Run every part that has a section in the config file (or the embedded default).
+    Run(RunAllArgs),
     /// Validate a config file without running anything.
     Check(ConfigArgs),
     /// RFC 6052 calculator: embed an IPv4 address in a prefix, or extract it.
@@ -62,6 +62,24 @@ pub struct ConfigArgs {
     /// The TOML config file.
     #[arg(short, long, env = "SIXGATE_CONFIG")]
     pub config: PathBuf,
+}
+
+/// Options of `sixgate run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunAllArgs {
+    /// The TOML config file. Without it, the embedded default runs: dns64 on
+    /// loopback and nat64 for 64:ff9b::/96 (see --print-default-config).
+    #[arg(short, long, env = "SIXGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the embedded default config and exit.
+    #[arg(long)]
+    pub print_default_config: bool,
+    /// Admin HTTP address; overrides `[admin] listen`.
+    #[arg(long)]
+    pub admin: Option<SocketAddr>,
+    /// Reload when the config file's content changes (checked every 2 s).
+    #[arg(long, env = "SIXGATE_WATCH_CONFIG")]
+    pub watch_config: bool,
 }
 
 /// Options of the long-running commands.

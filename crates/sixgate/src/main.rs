@@ -6,6 +6,7 @@ mod cli;
 mod cmd;
 mod config;
 mod context;
+mod default_config;
 mod logging;
 mod routes;
 mod tun;

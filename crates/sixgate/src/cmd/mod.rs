@@ -16,7 +16,7 @@ use crate::cli::Command;
 
 pub fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Run(args) => run::command(&args, None),
+        Command::Run(args) => run::command_all(&args),
         Command::Check(args) => check::command(&args),
         Command::Addr(args) => addr::command(&args),
         Command::Siit(args) => run::command(&args, Some(run::Part::Siit)),

@@ -403,7 +403,10 @@ pub fn validate(section: &Section) -> Result<(), Invalid> {
             "is empty: give at least one IPv4 address, for example [\"192.0.2.1\"]",
         ));
     }
-    if section.prefix.is_well_known() {
+    // RFC 6052 §3.1 keeps non-global IPv4 out of 64:ff9b::/96. A pool4 address
+    // is embedded only when a client hairpins to it; a masqueraded pool4 is a
+    // private staging address nobody outside ever sees, so it may be private.
+    if section.prefix.is_well_known() && !section.masquerade {
         for entry in &section.pool4 {
             if let Some(bad) = entry.addresses().find(|a| !is_global_v4(*a)) {
                 return Err(Invalid::new(

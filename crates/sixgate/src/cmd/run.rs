@@ -9,10 +9,12 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::cli::RunArgs;
+use std::net::SocketAddr;
+
+use crate::cli::{RunAllArgs, RunArgs};
 use crate::config::Config;
 use crate::context::Context;
-use crate::{admin, cmd};
+use crate::{admin, cmd, default_config};
 
 /// How often `--watch-config` looks at the file.
 const WATCH_PERIOD: Duration = Duration::from_secs(2);
@@ -39,36 +41,72 @@ impl Part {
     }
 }
 
+/// Where the running config came from, and how it may change.
+struct Source {
+    /// The file, or `None` for the embedded default (nothing to reload).
+    path: Option<PathBuf>,
+    admin: Option<SocketAddr>,
+    watch_config: bool,
+}
+
+/// `sixgate run`: the config file's parts, or the embedded default.
+pub fn command_all(args: &RunAllArgs) -> anyhow::Result<()> {
+    if args.print_default_config {
+        print!("{}", default_config::TEXT);
+        return Ok(());
+    }
+    let (path, config) = match &args.config {
+        Some(path) => (Some(path.clone()), Config::load(path)?),
+        None => {
+            tracing::info!(
+                "no --config: running the embedded default (sixgate run --print-default-config)"
+            );
+            (None, default_config::for_this_host()?)
+        }
+    };
+    let source = Source {
+        path,
+        admin: args.admin,
+        watch_config: args.watch_config,
+    };
+    block_on(run(source, config, None))
+}
+
+/// `sixgate <part> --config F`: one part of the file.
 pub fn command(args: &RunArgs, only: Option<Part>) -> anyhow::Result<()> {
     let path = args.config.config.clone();
     let config = Config::load(&path)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let source = Source {
+        path: Some(path),
+        admin: args.admin,
+        watch_config: args.watch_config,
+    };
+    block_on(run(source, config, only))
+}
+
+fn block_on(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sixgate")
         .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(run(path, config, args, only))
+        .context("cannot start the async runtime")?
+        .block_on(future)
 }
 
 /// Runs the configured parts (or only `only`) until SIGTERM/SIGINT, or until
 /// one of them fails.
-pub async fn run(
-    path: PathBuf,
-    config: Config,
-    args: &RunArgs,
-    only: Option<Part>,
-) -> anyhow::Result<()> {
+async fn run(source: Source, config: Config, only: Option<Part>) -> anyhow::Result<()> {
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let config_tx = Arc::new(config_tx);
     let ctx = Context::new(config_rx);
-    let admin_listener = admin::bind(args.admin.unwrap_or(config.admin.listen)).await?;
+    let admin_listener = admin::bind(source.admin.unwrap_or(config.admin.listen)).await?;
     tokio::spawn(admin::serve(admin_listener, ctx.clone()));
     tokio::spawn(handle_signals(
-        path.clone(),
+        source.path.clone(),
         Arc::clone(&config_tx),
         ctx.clone(),
     ));
-    if args.watch_config {
+    if let (true, Some(path)) = (source.watch_config, source.path) {
         tokio::spawn(watch_file(path, config_tx, ctx.clone()));
     }
 
@@ -121,7 +159,11 @@ async fn named(
 
 /// SIGTERM/SIGINT: not ready, then shut down (a second one exits at once).
 /// SIGHUP: reload the config file; a bad file is logged and the running config kept.
-async fn handle_signals(path: PathBuf, config_tx: Arc<watch::Sender<Arc<Config>>>, ctx: Context) {
+async fn handle_signals(
+    path: Option<PathBuf>,
+    config_tx: Arc<watch::Sender<Arc<Config>>>,
+    ctx: Context,
+) {
     let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -135,7 +177,10 @@ async fn handle_signals(path: PathBuf, config_tx: Arc<watch::Sender<Arc<Config>>
             _ = term.recv() => {}
             _ = int.recv() => {}
             _ = hup.recv() => {
-                reload(&path, &config_tx);
+                match &path {
+                    Some(path) => reload(path, &config_tx),
+                    None => tracing::info!("SIGHUP: the embedded default config has nothing to reload"),
+                }
                 continue;
             }
         }

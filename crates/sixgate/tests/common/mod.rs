@@ -182,15 +182,19 @@ impl Sixgate {
     /// every name in `wait_for` has logged `NAME listening on ADDR`.
     pub fn start(netns: Option<&Netns>, args: &[&str], wait_for: &[&str]) -> Self {
         let bin = sixgate_bin();
+        let mut command = vec![bin.to_str().expect("utf-8 path")];
+        command.extend_from_slice(args);
+        Self::start_command(netns, &command, wait_for)
+    }
+
+    /// Like [`Sixgate::start`], for a command line that runs sixgate in some
+    /// other way (under `setpriv`, a copy of the binary, ...).
+    pub fn start_command(netns: Option<&Netns>, command: &[&str], wait_for: &[&str]) -> Self {
         let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = ns.command(&[bin.to_str().expect("utf-8 path")]);
-                c.args(args);
-                c
-            }
+            Some(ns) => ns.command(command),
             None => {
-                let mut c = Command::new(&bin);
-                c.args(args);
+                let mut c = Command::new(command[0]);
+                c.args(&command[1..]);
                 c
             }
         };
