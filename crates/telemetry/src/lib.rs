@@ -6,6 +6,7 @@
 //! server owns a [`Registry`] of collectors and a [`Health`] of readiness flags.
 #![forbid(unsafe_code)]
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -64,10 +65,19 @@ impl Gauge {
 }
 
 /// Writes metric families in the Prometheus text format (version 0.0.4).
+///
+/// Samples may arrive in any order; each family is written once, with its
+/// `HELP` and `TYPE` lines, its samples grouped as the format requires.
 #[derive(Debug, Default)]
 pub struct Encoder {
-    text: String,
-    last_family: String,
+    families: Vec<Family>,
+    index: HashMap<String, usize>,
+}
+
+#[derive(Debug)]
+struct Family {
+    header: String,
+    samples: String,
 }
 
 impl Encoder {
@@ -75,66 +85,72 @@ impl Encoder {
         Self::default()
     }
 
-    /// One sample of a counter. Consecutive samples with the same name form one
-    /// family; `HELP` and `TYPE` are written once, before the first of them.
+    /// One sample of a counter.
     pub fn counter(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: u64) {
-        self.sample(name, help, "counter", labels, value);
+        let out = self.family(name, help, "counter");
+        write_sample(out, name, labels, value);
     }
 
     /// One sample of a gauge.
     pub fn gauge(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: u64) {
-        self.sample(name, help, "gauge", labels, value);
+        let out = self.family(name, help, "gauge");
+        write_sample(out, name, labels, value);
     }
 
     /// One sample of a gauge holding a fractional value (seconds, ratios).
     pub fn gauge_f64(&mut self, name: &str, help: &str, labels: &[(&str, &str)], value: f64) {
-        self.header(name, help, "gauge");
-        self.name_and_labels(name, labels);
-        let _ = writeln!(self.text, " {value}");
+        let out = self.family(name, help, "gauge");
+        write_sample(out, name, labels, value);
     }
 
-    fn sample(&mut self, name: &str, help: &str, kind: &str, labels: &[(&str, &str)], value: u64) {
-        self.header(name, help, kind);
-        self.name_and_labels(name, labels);
-        let _ = writeln!(self.text, " {value}");
-    }
-
-    fn header(&mut self, name: &str, help: &str, kind: &str) {
-        if self.last_family != name {
-            let _ = writeln!(self.text, "# HELP {name} {help}");
-            let _ = writeln!(self.text, "# TYPE {name} {kind}");
-            self.last_family.clear();
-            self.last_family.push_str(name);
-        }
-    }
-
-    fn name_and_labels(&mut self, name: &str, labels: &[(&str, &str)]) {
-        self.text.push_str(name);
-        if labels.is_empty() {
-            return;
-        }
-        self.text.push('{');
-        for (i, (key, value)) in labels.iter().enumerate() {
-            if i > 0 {
-                self.text.push(',');
+    /// The sample text of family `name`, created with its header on first use.
+    fn family(&mut self, name: &str, help: &str, kind: &str) -> &mut String {
+        let i = match self.index.get(name) {
+            Some(&i) => i,
+            None => {
+                self.families.push(Family {
+                    header: format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"),
+                    samples: String::new(),
+                });
+                self.index.insert(name.to_owned(), self.families.len() - 1);
+                self.families.len() - 1
             }
-            let _ = write!(self.text, "{key}=\"");
-            for c in value.chars() {
-                match c {
-                    '\\' => self.text.push_str("\\\\"),
-                    '"' => self.text.push_str("\\\""),
-                    '\n' => self.text.push_str("\\n"),
-                    c => self.text.push(c),
-                }
-            }
-            self.text.push('"');
-        }
-        self.text.push('}');
+        };
+        &mut self.families[i].samples
     }
 
     pub fn finish(self) -> String {
-        self.text
+        let mut text = String::new();
+        for family in self.families {
+            text.push_str(&family.header);
+            text.push_str(&family.samples);
+        }
+        text
     }
+}
+
+fn write_sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (key, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{key}=\"");
+            for c in value.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '"' => out.push_str("\\\""),
+                    '\n' => out.push_str("\\n"),
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+        }
+        out.push('}');
+    }
+    let _ = writeln!(out, " {value}");
 }
 
 /// The collectors whose metrics `/metrics` serves.
@@ -259,6 +275,30 @@ mod tests {
             "# HELP sixgate_x_total x things\n# TYPE sixgate_x_total counter\n\
              sixgate_x_total{reason=\"a\\\"b\"} 1\nsixgate_x_total{reason=\"c\"} 2\n\
              # HELP sixgate_y y\n# TYPE sixgate_y gauge\nsixgate_y 3\n"
+        );
+    }
+
+    struct Interleaved;
+    impl Collect for Interleaved {
+        fn collect(&self, out: &mut Encoder) {
+            for proto in ["tcp", "udp"] {
+                out.gauge("sixgate_a", "a", &[("proto", proto)], 1);
+                out.gauge("sixgate_b", "b", &[("proto", proto)], 2);
+            }
+        }
+    }
+
+    #[test]
+    fn interleaved_samples_are_grouped_by_family_with_one_header() {
+        let registry = Registry::new();
+        registry.register(Arc::new(Interleaved));
+        let text = registry.render();
+        assert_eq!(
+            text,
+            "# HELP sixgate_a a\n# TYPE sixgate_a gauge\n\
+             sixgate_a{proto=\"tcp\"} 1\nsixgate_a{proto=\"udp\"} 1\n\
+             # HELP sixgate_b b\n# TYPE sixgate_b gauge\n\
+             sixgate_b{proto=\"tcp\"} 2\nsixgate_b{proto=\"udp\"} 2\n"
         );
     }
 
