@@ -397,3 +397,48 @@ fn the_proxy_grace_period_covers_pre_stop_and_the_drain_deadline() {
         "terminationGracePeriodSeconds {grace} < preStop {pre_stop} + drain {drain}: Kubernetes would kill connections still draining"
     );
 }
+
+/// Every `.rs` file under `dir`, recursively.
+fn rust_sources(dir: &std::path::Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir).expect("read source dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push_str(&std::fs::read_to_string(&path).expect("read source"));
+        }
+    }
+}
+
+#[test]
+fn the_dashboard_queries_only_metrics_that_sixgate_exports() {
+    let path = deploy_dir().join("components/monitoring/sixgate-dashboard.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("dashboard")).expect("JSON");
+    let mut sources = String::new();
+    rust_sources(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+        &mut sources,
+    );
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(
+        panels.len() >= 10,
+        "the dashboard has {} panels",
+        panels.len()
+    );
+    for target in panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().expect("targets"))
+    {
+        let expr = target["expr"].as_str().expect("expr");
+        for name in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("sixgate_"))
+        {
+            assert!(
+                sources.contains(&format!("\"{name}\"")),
+                "the dashboard queries {name}, which no part exports ({expr})"
+            );
+        }
+    }
+}
