@@ -287,7 +287,7 @@ impl Waker {
         let _ = unsafe { libc::write(self.fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
     }
 
-    /// Whether [`Waker::wake`] has been called: a relaxed-cost check the
+    /// Whether [`Waker::wake`] has been called: a cheap check the
     /// packet loop makes between packets, so a busy device still stops.
     #[inline]
     pub fn is_woken(&self) -> bool {
