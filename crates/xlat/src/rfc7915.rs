@@ -902,6 +902,10 @@ impl Siit {
         } else {
             upper.len()
         };
+        if ipv4::HEADER_LEN + cap > usize::from(u16::MAX) {
+            // Only with IPv6 links above 64 KiB: no IPv4 packet can hold it.
+            return Err(DropReason::Unsupported);
+        }
         let b = out.push(ipv4::HEADER_LEN + cap);
         let n = {
             let dst = &mut b[ipv4::HEADER_LEN..];
