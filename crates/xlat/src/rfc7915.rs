@@ -387,6 +387,10 @@ impl Siit {
             ));
         }
 
+        if ip.protocol() == proto::ICMPV6 {
+            // ICMPv6 carried in IPv4 would reach the IPv6 host unchecked.
+            return Err(DropReason::IcmpUntranslatable);
+        }
         let is_frag = ip.is_fragment();
         if is_icmp && is_frag {
             // The ICMPv6 checksum covers a pseudo-header and the whole
@@ -892,6 +896,10 @@ impl Siit {
                 DropReason::HopLimitExpired,
                 out,
             ));
+        }
+        if walk.protocol == proto::ICMP {
+            // ICMPv4 carried in IPv6 would reach the IPv4 host unchecked.
+            return Err(DropReason::IcmpUntranslatable);
         }
         if is_icmp && walk.fragment.is_some() {
             return Err(DropReason::FragmentedIcmp);

@@ -466,3 +466,13 @@ fn hop_limit_one_to_an_untranslatable_destination_is_just_dropped() {
     assert_eq!(v, Verdict::Drop(DropReason::UntranslatableDestination));
     assert!(out.is_empty());
 }
+
+#[test]
+fn icmpv4_carried_in_ipv6_is_dropped() {
+    let mut pkt = udp6(H6, H4_V6, 64, &[0; 16]);
+    pkt[6] = 1; // next header ICMP (for IPv4)
+    assert_eq!(
+        one(&siit(), &pkt).0,
+        Verdict::Drop(DropReason::IcmpUntranslatable)
+    );
+}
