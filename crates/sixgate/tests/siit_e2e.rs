@@ -35,11 +35,19 @@ fn ping_crosses_the_translator_both_ways() {
 }
 
 #[test]
-fn curl_moves_12_mb_through_the_translator_with_matching_sha256() {
-    if !have_root("curl_moves_12_mb_through_the_translator_with_matching_sha256") {
+fn curl_moves_12_mb_through_a_two_queue_translator_with_matching_sha256() {
+    if !have_root("curl_moves_12_mb_through_a_two_queue_translator_with_matching_sha256") {
         return;
     }
-    let net = Topology::start("curl", Options::default());
+    let net = Topology::start(
+        "curl",
+        Options {
+            queues: 2,
+            ..Options::default()
+        },
+    );
+    let link = net.gw.exec(&["ip", "-d", "link", "show", &net.tun]);
+    assert!(link.contains("multi_queue"), "{link}");
     let served = net.dir.path().join("served");
     std::fs::create_dir_all(&served).expect("mkdir");
     let blob = served.join("blob.bin");
@@ -211,7 +219,15 @@ fn metrics_count_packets_by_direction_and_drops_by_reason() {
     if !have_root("metrics_count_packets_by_direction_and_drops_by_reason") {
         return;
     }
-    let net = Topology::start("metrics", Options::default());
+    // Through `sixgate run` this time: the same part, started by the
+    // every-section command.
+    let net = Topology::start(
+        "metrics",
+        Options {
+            via_run: true,
+            ..Options::default()
+        },
+    );
     let out = net
         .h6
         .try_exec(&["ping", "-c", "4", "-i", "0.2", "-W", "2", H4_AS_V6]);

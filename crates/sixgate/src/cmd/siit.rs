@@ -33,6 +33,8 @@ pub const DEFAULT_MTU: u32 = 1500;
 /// IPv6 off on a device with a smaller MTU.
 const MIN_MTU: u32 = 1280;
 const MAX_MTU: u32 = 65_535;
+/// More queues than this buys nothing but threads.
+const MAX_QUEUES: usize = 64;
 
 /// The `[siit]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +46,9 @@ pub struct Section {
     /// MTU of the TUN device.
     #[serde(default = "default_mtu")]
     pub mtu: u32,
+    /// TUN queues, one translating thread each.
+    #[serde(default = "default_queues")]
+    pub queues: usize,
     /// Add the routes into the TUN device at start and remove them at exit.
     #[serde(default)]
     pub manage_routes: bool,
@@ -91,6 +96,7 @@ impl Default for Section {
         Self {
             tun: default_tun(),
             mtu: DEFAULT_MTU,
+            queues: 1,
             manage_routes: false,
             pool6: core.pool6,
             eam: Vec::new(),
@@ -113,6 +119,9 @@ fn default_tun() -> TunName {
 }
 fn default_mtu() -> u32 {
     DEFAULT_MTU
+}
+fn default_queues() -> usize {
+    1
 }
 fn default_lowest_ipv6_mtu() -> u16 {
     SiitConfig::default().lowest_ipv6_mtu
@@ -306,6 +315,12 @@ pub fn validate(section: &Section) -> Result<(), Invalid> {
             ),
         ));
     }
+    if !(1..=MAX_QUEUES).contains(&section.queues) {
+        return Err(Invalid::new(
+            "siit.queues",
+            format!("{} is outside 1..={MAX_QUEUES}", section.queues),
+        ));
+    }
     if section.manage_routes {
         for (i, eam) in section.eam.iter().enumerate() {
             if eam.route.is_none() {
@@ -334,40 +349,70 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     ctx.registry.register(metrics.clone());
 
-    let tun = Tun::open(section.tun.as_str())?;
+    let queues = Tun::open_queues(section.tun.as_str(), section.queues)?;
+    let Some(tun) = queues.first() else {
+        anyhow::bail!("no TUN queue was opened");
+    };
     tun.set_mtu(section.mtu)?;
     tun.set_up()?;
-    tracing::info!("siit opened tun {} (mtu {})", tun.name(), section.mtu);
-    let tun = Arc::new(tun);
+    let name = tun.name().to_owned();
+    tracing::info!(
+        "siit opened tun {name} (mtu {}, {} queue{})",
+        section.mtu,
+        queues.len(),
+        if queues.len() == 1 { "" } else { "s" }
+    );
+    let queues: Vec<Arc<Tun>> = queues.into_iter().map(Arc::new).collect();
     warn_if_not_forwarding();
 
-    // Declared after `tun`, so dropped before it: the routes are deleted
-    // while the device still exists, on every path out of this function.
-    let mut routes = Routes::new(tun.name());
+    // Declared after `queues`, so dropped before them: the routes are
+    // deleted while the device still exists, on every path out of here.
+    let mut routes = Routes::new(&name);
     if section.manage_routes {
         for route in section.routes() {
             routes.add(route)?;
         }
     }
 
+    let siit = Arc::new(siit);
     let waker =
-        Arc::new(Waker::new().context("cannot create the eventfd that stops the packet thread")?);
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let thread = {
-        let (tun, waker, metrics) = (Arc::clone(&tun), Arc::clone(&waker), Arc::clone(&metrics));
-        std::thread::Builder::new()
-            .name("siit-tun".to_owned())
+        Arc::new(Waker::new().context("cannot create the eventfd that stops the packet threads")?);
+    let mut threads = Vec::with_capacity(queues.len());
+    let mut done = tokio::task::JoinSet::new();
+    for (i, queue) in queues.iter().enumerate() {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let (queue, stop, siit, metrics) = (
+            Arc::clone(queue),
+            Arc::clone(&waker),
+            Arc::clone(&siit),
+            Arc::clone(&metrics),
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("siit-tun-{i}"))
             .spawn(move || {
-                let result = packet_loop(&tun, &waker, &siit, &metrics);
+                let result = packet_loop(&queue, &stop, &siit, &metrics);
                 let _ = done_tx.send(result);
-            })
-            .context("cannot start the packet thread")?
-    };
+            });
+        match spawned {
+            Ok(thread) => threads.push(thread),
+            Err(err) => {
+                waker.wake();
+                for thread in threads {
+                    let _ = thread.join();
+                }
+                return Err(err).context("cannot start a packet thread");
+            }
+        }
+        done.spawn(async move {
+            done_rx
+                .await
+                .unwrap_or_else(|_| Err(io::Error::other("the packet thread ended without a word")))
+        });
+    }
 
     ready.set(true);
     tracing::info!(
-        "siit running on tun {} (mtu {}, pool6 {}, {} eam entries, {} routes)",
-        tun.name(),
+        "siit running on tun {name} (mtu {}, pool6 {}, {} eam entries, {} routes)",
         section.mtu,
         section
             .pool6
@@ -376,25 +421,34 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
         routes.added().len()
     );
 
-    let mut done_rx = done_rx;
-    let result = tokio::select! {
-        () = ctx.shutdown.cancelled() => {
-            waker.wake();
-            (&mut done_rx).await
+    // Run until shutdown, or until a packet thread fails (then stop them all).
+    let mut failure = None;
+    tokio::select! {
+        () = ctx.shutdown.cancelled() => {}
+        Some(joined) = done.join_next() => {
+            if let Ok(Err(err)) = joined {
+                failure = Some(err);
+            }
         }
-        result = &mut done_rx => result,
-    };
+    }
     ready.set(false);
-    let _ = thread.join();
+    waker.wake();
+    while let Some(joined) = done.join_next().await {
+        if let Ok(Err(err)) = joined {
+            failure.get_or_insert(err);
+        }
+    }
+    for thread in threads {
+        let _ = thread.join();
+    }
     routes.remove_all();
-    drop(tun);
-    match result {
-        Ok(Ok(())) => {
+    drop(queues);
+    match failure {
+        None => {
             tracing::info!("siit stopped");
             Ok(())
         }
-        Ok(Err(err)) => Err(err).context("the packet loop failed"),
-        Err(_) => anyhow::bail!("the packet thread ended without a word"),
+        Some(err) => Err(err).context("the packet loop failed"),
     }
 }
 
@@ -591,6 +645,7 @@ eam = [
         let section = config.siit.unwrap();
         assert_eq!(section.tun.as_str(), DEFAULT_TUN);
         assert_eq!(section.mtu, DEFAULT_MTU);
+        assert_eq!(section.queues, 1);
         assert!(!section.manage_routes);
         assert_eq!(
             section.siit_config().mtu_plateaus,
@@ -639,6 +694,13 @@ eam = [
     fn nothing_to_translate_is_refused() {
         let err = parse("[siit]\ntun = \"x\"\n").unwrap_err();
         assert!(err.contains("siit.pool6"), "{err}");
+    }
+
+    #[test]
+    fn zero_queues_are_refused() {
+        let err = parse("[siit]\nqueues = 0\npool6 = \"64:ff9b:1::/96\"\n").unwrap_err();
+        assert!(err.starts_with("siit.toml:2:"), "{err}");
+        assert!(err.contains("siit.queues"), "{err}");
     }
 
     #[test]

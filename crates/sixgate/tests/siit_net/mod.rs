@@ -44,6 +44,8 @@ pub struct Options {
     pub narrow_v6_link: Option<u32>,
     /// `sixgate run` instead of `sixgate siit`.
     pub via_run: bool,
+    /// TUN queues (`queues` in the config); 0 leaves the key out (1 queue).
+    pub queues: usize,
 }
 
 /// The running topology; everything is torn down on drop. Fields drop in
@@ -119,7 +121,11 @@ impl Topology {
 
         let tun = unique("t");
         let dir = TempDir::new("siit");
-        let config = dir.write("siit.toml", &config_text(&tun));
+        let mut text = config_text(&tun);
+        if options.queues > 0 {
+            text.push_str(&format!("queues = {}\n", options.queues));
+        }
+        let config = dir.write("siit.toml", &text);
         let config = config.to_str().expect("utf-8 temp path").to_owned();
         let command = if options.via_run { "run" } else { "siit" };
         let mut sixgate = Sixgate::start(
