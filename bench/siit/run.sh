@@ -11,7 +11,8 @@
 # one-stream run. Prints a Markdown table of the medians.
 #
 #   bench/siit/run.sh [ROUNDS]      (as root; DUR=seconds per run, default 10;
-#                                    MODES="sixgate tayga kernel" by default)
+#                                    MODES="sixgate tayga kernel" by default;
+#                                    SIXGATE_QUEUES=N for a multi-queue TUN)
 #
 # TAYGA refuses 64:ff9b:1::/96 as "reserved", so it gets a network-specific
 # pool6 (unused here: both hosts are EAM entries, "map" lines in TAYGA).
@@ -68,7 +69,7 @@ listen = "127.0.0.1:0"
 [siit]
 tun = "sgb-siit"
 manage_routes = true
-hairpinning = false
+queues = ${SIXGATE_QUEUES:-1}
 own_ipv4 = "192.0.2.1"
 own_ipv6 = "2001:db8:ff::1"
 eam = [

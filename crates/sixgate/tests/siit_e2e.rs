@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{have_root, Netns};
 use siit_net::{
     eventually, http_server, metric_value, random_file, sha256, text, Options, Topology, GW4, H4,
-    H4_AS_V6, H6, H6_AS_V4, OWN_V4, OWN_V6,
+    H4_AS_V6, H6, H6B_AS_V4, H6_AS_V4, OWN_V4, OWN_V6,
 };
 
 #[test]
@@ -86,6 +86,38 @@ fn curl_moves_12_mb_through_a_two_queue_translator_with_matching_sha256() {
     ]);
     assert!(out.status.success(), "curl {url}:\n{}", text(&out));
     assert_eq!(sha256(&got), want, "the file fetched from h6 differs");
+}
+
+#[test]
+fn ipv6_hosts_reach_each_other_through_their_ipv4_forms_by_hairpinning() {
+    if !have_root("ipv6_hosts_reach_each_other_through_their_ipv4_forms_by_hairpinning") {
+        return;
+    }
+    let net = Topology::start(
+        "hairpin",
+        Options {
+            second_v6_host: true,
+            ..Options::default()
+        },
+    );
+    // h6 knows h6b only by its IPv4 address 192.0.2.8, written under pool6
+    // (what a DNS64 would hand out): RFC 7757 §4.2, 6->4->6 in one pass.
+    let h6b_pool6 = "64:ff9b:1::c000:208";
+    let out = net
+        .h6
+        .try_exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", h6b_pool6]);
+    assert!(out.status.success(), "h6 -> h6b:\n{}", text(&out));
+    let hairpins = net.metric("sixgate_siit_packets_total{direction=\"hairpin\"}");
+    assert!(
+        hairpins >= 6,
+        "3 requests and 3 replies hairpinned, got {hairpins}"
+    );
+
+    // h4 still reaches h6b by its EAM address, without a hairpin.
+    let out = net
+        .h4
+        .try_exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", H6B_AS_V4]);
+    assert!(out.status.success(), "h4 -> h6b:\n{}", text(&out));
 }
 
 /// A UDP echo server in python, bound to `addr:port`, in `ns`.
