@@ -819,6 +819,15 @@ impl Siit {
         // mapped by the EAM itself names an IPv4 node (an IPv6 node under an
         // EAM would have been reached by IPv6 routing without the
         // translator), and hairpinning it would loop.
+        let Some(dst4) = out
+            .get(0)
+            .map(|v4| Ipv4Packet::new_unchecked(v4).dst_addr())
+        else {
+            return v;
+        };
+        if self.eam.is_empty() || !self.eam.contains_v4(dst4) {
+            return v;
+        }
         let mut dst6 = [0u8; 16];
         dst6.copy_from_slice(&packet[24..40]);
         if self.eam.v6_to_v4(Ipv6Addr::from(dst6)).is_some() {
@@ -826,18 +835,7 @@ impl Siit {
         }
         let mut hp = std::mem::take(&mut out.hairpin);
         hp.clear();
-        if let Some(v4) = out.get(0) {
-            if self
-                .eam
-                .contains_v4(Ipv4Packet::new_unchecked(v4).dst_addr())
-            {
-                hp.extend_from_slice(v4);
-            }
-        }
-        if hp.is_empty() {
-            out.hairpin = hp;
-            return v;
-        }
+        hp.extend_from_slice(out.get(0).unwrap_or_default());
         // RFC 7757 §4.2: the IPv4 destination is an EAM address of the IPv6
         // side: translate straight back, the source by pool6, so that the
         // peer answers through the translator too.
