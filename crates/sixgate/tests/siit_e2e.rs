@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::{have_root, Netns};
 use siit_net::{
-    eventually, http_server, metric_value, random_file, sha256, text, Options, Topology, GW4, H4,
-    H4_AS_V6, H6, H6B_AS_V4, H6_AS_V4, OWN_V4, OWN_V6,
+    config_text, eventually, http_server, metric_value, random_file, sha256, text, Options,
+    Topology, GW4, H4, H4_AS_V6, H6, H6B_AS_V4, H6_AS_V4, OWN_V4, OWN_V6,
 };
 
 #[test]
@@ -187,17 +187,21 @@ fn udp_datagrams_are_echoed_across_the_translator_both_ways() {
     // A datagram larger than any link: fragmented by the sender, translated
     // fragment by fragment, reassembled by the receiver.
     let big = "x".repeat(4000);
-    let reply = nc_udp(&net.h4, H6_AS_V4, 5353, &big);
-    assert_eq!(
-        reply.len(),
-        big.len() + "echo:".len(),
-        "4000-byte datagram 4->6"
+    let want = big.len() + "echo:".len();
+    let mut got = 0;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            got = nc_udp(&net.h4, H6_AS_V4, 5353, &big).len();
+            got == want
+        }),
+        "4000-byte datagram 4->6: {got} bytes came back, not {want}"
     );
-    let reply = nc_udp(&net.h6, H4_AS_V6, 5353, &big);
-    assert_eq!(
-        reply.len(),
-        big.len() + "echo:".len(),
-        "4000-byte datagram 6->4"
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            got = nc_udp(&net.h6, H4_AS_V6, 5353, &big).len();
+            got == want
+        }),
+        "4000-byte datagram 6->4: {got} bytes came back, not {want}"
     );
 }
 
@@ -309,6 +313,57 @@ fn metrics_count_packets_by_direction_and_drops_by_reason() {
     assert!(after >= before + 3, "{sample}: {before} -> {after}");
     let drops = net.metric("sixgate_siit_packets_total{direction=\"drop\"}");
     assert!(drops >= 3, "drop verdicts: {drops}");
+}
+
+#[test]
+fn sighup_reloads_the_eam_table_and_its_routes() {
+    if !have_root("sighup_reloads_the_eam_table_and_its_routes") {
+        return;
+    }
+    let mut net = Topology::start("reload", Options::default());
+    let ping = |ns: &Netns, addr: &str| {
+        ns.try_exec(&["ping", "-c", "1", "-W", "1", addr])
+            .status
+            .success()
+    };
+    assert!(
+        ping(&net.h4, H6_AS_V4),
+        "h6 unreachable as {H6_AS_V4} before the reload"
+    );
+
+    // h6 moves from 192.0.2.6 to 192.0.2.9 in the EAM table.
+    let renumbered = "192.0.2.9";
+    let text = config_text(&net.tun).replace(
+        &format!("ipv4 = \"{H6_AS_V4}\""),
+        &format!("ipv4 = \"{renumbered}\""),
+    );
+    assert!(text.contains(renumbered));
+    std::fs::write(net.dir.path().join("siit.toml"), text).expect("rewrite the config");
+    net.sixgate.signal("HUP");
+    net.sixgate
+        .wait_for_log("siit reloaded", Duration::from_secs(10));
+
+    let routes = net.gw.exec(&["ip", "-4", "route", "show", "dev", &net.tun]);
+    assert!(
+        routes.contains(renumbered),
+        "no route to {renumbered}:\n{routes}"
+    );
+    assert!(
+        !routes.contains(H6_AS_V4),
+        "stale route to {H6_AS_V4}:\n{routes}"
+    );
+    assert!(
+        ping(&net.h4, renumbered),
+        "h6 unreachable as {renumbered} after the reload"
+    );
+    assert!(
+        !ping(&net.h4, H6_AS_V4),
+        "h6 still reachable as {H6_AS_V4} after the reload"
+    );
+    assert!(
+        ping(&net.h6, H4_AS_V6),
+        "h4 unreachable from h6 after the reload"
+    );
 }
 
 #[test]

@@ -11,7 +11,8 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Deserializer};
@@ -374,23 +375,23 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
         }
     }
 
-    let siit = Arc::new(siit);
+    let translator = Arc::new(Translator::new(siit));
     let waker =
         Arc::new(Waker::new().context("cannot create the eventfd that stops the packet threads")?);
     let mut threads = Vec::with_capacity(queues.len());
     let mut done = tokio::task::JoinSet::new();
     for (i, queue) in queues.iter().enumerate() {
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let (queue, stop, siit, metrics) = (
+        let (queue, stop, translator, metrics) = (
             Arc::clone(queue),
             Arc::clone(&waker),
-            Arc::clone(&siit),
+            Arc::clone(&translator),
             Arc::clone(&metrics),
         );
         let spawned = std::thread::Builder::new()
             .name(format!("siit-tun-{i}"))
             .spawn(move || {
-                let result = packet_loop(&queue, &stop, &siit, &metrics);
+                let result = packet_loop(&queue, &stop, &translator, &metrics);
                 let _ = done_tx.send(result);
             });
         match spawned {
@@ -421,13 +422,34 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
         routes.added().len()
     );
 
-    // Run until shutdown, or until a packet thread fails (then stop them all).
+    // Run until shutdown, or until a packet thread fails (then stop them
+    // all); apply each reloaded config (SIGHUP) on the way.
     let mut failure = None;
-    tokio::select! {
-        () = ctx.shutdown.cancelled() => {}
-        Some(joined) = done.join_next() => {
-            if let Ok(Err(err)) = joined {
-                failure = Some(err);
+    let mut running = section;
+    let mut config_rx = ctx.config.clone();
+    config_rx.mark_unchanged();
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => break,
+            Some(joined) = done.join_next() => {
+                if let Ok(Err(err)) = joined {
+                    failure = Some(err);
+                }
+                break;
+            }
+            changed = config_rx.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                    continue;
+                }
+                let new = config_rx.borrow_and_update().siit.clone();
+                match new {
+                    Some(new) => reload(&mut running, new, &translator, &mut routes),
+                    None => tracing::warn!(
+                        "siit: the reloaded config has no [siit] section; still running (restart to stop it)"
+                    ),
+                }
             }
         }
     }
@@ -452,12 +474,103 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     }
 }
 
+/// Applies a reloaded `[siit]` section: a new translator (EAM table, pool6,
+/// every translation option) and the routes it implies. The device itself
+/// (`tun`, `mtu`, `queues`) stays as it is until a restart.
+fn reload(running: &mut Section, new: Section, translator: &Translator, routes: &mut Routes) {
+    for (key, changed) in [
+        ("tun", new.tun != running.tun),
+        ("mtu", new.mtu != running.mtu),
+        ("queues", new.queues != running.queues),
+    ] {
+        if changed {
+            tracing::warn!("siit: a new siit.{key} takes effect only after a restart");
+        }
+    }
+    let config = new.siit_config();
+    if config != running.siit_config() {
+        translator.replace(Siit::new(config));
+    }
+    let wanted = if new.manage_routes {
+        new.routes()
+    } else {
+        Vec::new()
+    };
+    let failed = routes.reconcile(&wanted);
+    tracing::info!(
+        "siit reloaded: pool6 {}, {} eam entries, {} routes{}",
+        new.pool6
+            .map_or_else(|| "none".to_owned(), |p| p.to_string()),
+        new.eam.len(),
+        routes.added().len(),
+        if failed == 0 {
+            String::new()
+        } else {
+            format!(" ({failed} route changes failed, see above)")
+        }
+    );
+    let (tun, mtu, queues) = (running.tun.clone(), running.mtu, running.queues);
+    *running = Section {
+        tun,
+        mtu,
+        queues,
+        ..new
+    };
+}
+
+/// The translator in use, replaceable while packets flow.
+///
+/// Each packet thread keeps its own `Arc<Siit>` and compares a generation
+/// number before each packet (one relaxed-cost atomic load); only when it
+/// changed does it take the lock to pick up the new translator. No lock and
+/// no reference-count traffic per packet in the steady state.
+struct Translator {
+    generation: AtomicU64,
+    current: Mutex<Arc<Siit>>,
+}
+
+impl Translator {
+    fn new(siit: Siit) -> Self {
+        Self {
+            generation: AtomicU64::new(0),
+            current: Mutex::new(Arc::new(siit)),
+        }
+    }
+
+    fn replace(&self, siit: Siit) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(siit);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Refreshes `local` if a new translator was installed since `seen`.
+    #[inline]
+    fn refresh(&self, local: &mut Arc<Siit>, seen: &mut u64) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if generation != *seen {
+            *local = Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner));
+            *seen = generation;
+        }
+    }
+
+    fn load(&self) -> (Arc<Siit>, u64) {
+        let generation = self.generation.load(Ordering::Acquire);
+        let current = Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner));
+        (current, generation)
+    }
+}
+
 /// Reads, translates and writes packets until `waker` is woken. Nothing is
 /// allocated here per packet: one receive buffer and one [`Output`] are
 /// reused for the life of the loop.
-fn packet_loop(tun: &Tun, waker: &Waker, siit: &Siit, metrics: &Metrics) -> io::Result<()> {
+fn packet_loop(
+    tun: &Tun,
+    waker: &Waker,
+    translator: &Translator,
+    metrics: &Metrics,
+) -> io::Result<()> {
     let mut buf = vec![0u8; tun::MAX_PACKET];
     let mut out = Output::new();
+    let (mut siit, mut seen) = translator.load();
     while !waker.is_woken() {
         let len = match tun.recv(&mut buf) {
             Ok(len) => len,
@@ -479,6 +592,7 @@ fn packet_loop(tun: &Tun, waker: &Waker, siit: &Siit, metrics: &Metrics) -> io::
         let Some(packet) = buf.get(..len) else {
             continue;
         };
+        translator.refresh(&mut siit, &mut seen);
         let verdict = siit.translate(packet, &mut out);
         metrics.count(verdict);
         tracing::trace!(len, verdict = verdict.as_str(), out = out.len(), "packet");

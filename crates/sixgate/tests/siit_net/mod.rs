@@ -71,9 +71,9 @@ pub struct Topology {
 
 impl Topology {
     pub fn start(tag: &str, options: Options) -> Self {
-        let gw = Netns::new(&format!("{tag}gw"));
-        let h6 = Netns::new(&format!("{tag}h6"));
-        let h4 = Netns::new(&format!("{tag}h4"));
+        let gw = netns(&format!("{tag}gw"));
+        let h6 = netns(&format!("{tag}h6"));
+        let h4 = netns(&format!("{tag}h4"));
         for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
             gw.exec(&["sysctl", "-qw", key]);
         }
@@ -94,7 +94,7 @@ impl Topology {
                 None
             }
             Some(mtu) => {
-                let r6 = Netns::new(&format!("{tag}r6"));
+                let r6 = netns(&format!("{tag}r6"));
                 r6.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
                 let (r6_if, h6_if) = veth(&r6, &h6);
                 add6(&r6, &format!("{GW6}/64"), &r6_if);
@@ -129,7 +129,7 @@ impl Topology {
         };
 
         let h6b = options.second_v6_host.then(|| {
-            let h6b = Netns::new(&format!("{tag}h6b"));
+            let h6b = netns(&format!("{tag}h6b"));
             let (gw_if, h6b_if) = veth(&gw, &h6b);
             add6(&gw, "2001:db8:8::1/64", &gw_if);
             add6(&h6b, &format!("{H6B}/64"), &h6b_if);
@@ -206,6 +206,20 @@ eam = [
 ]
 "#
     )
+}
+
+/// A namespace whose new interfaces skip IPv6 duplicate address detection:
+/// otherwise the link-local address of a fresh veth stays tentative for a
+/// second, and neighbour discovery (so the first packets) waits for it.
+fn netns(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.exec(&[
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.accept_dad=0",
+        "net.ipv6.conf.default.accept_dad=0",
+    ]);
+    ns
 }
 
 /// `ip -6 addr add ADDR dev DEV nodad`: usable at once, no duplicate
