@@ -313,6 +313,18 @@ fn metrics_count_packets_by_direction_and_drops_by_reason() {
     assert!(after >= before + 3, "{sample}: {before} -> {after}");
     let drops = net.metric("sixgate_siit_packets_total{direction=\"drop\"}");
     assert!(drops >= 3, "drop verdicts: {drops}");
+
+    // The admin port also shows the table in force.
+    let (status, table) = net.admin_get("/siit");
+    assert_eq!(status, 200, "{table}");
+    assert!(
+        table.contains(&format!("eam {H4}/32 <-> {H4_AS_V6}/128")),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("route {H6_AS_V4}/32 dev {}", net.tun)),
+        "{table}"
+    );
 }
 
 #[test]

@@ -411,6 +411,17 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
         });
     }
 
+    let status = Arc::new(Mutex::new(describe(&name, &section, &routes)));
+    {
+        let status = Arc::clone(&status);
+        ctx.endpoints.add("/siit", move || {
+            status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        });
+    }
+
     ready.set(true);
     tracing::info!(
         "siit running on tun {name} (mtu {}, pool6 {}, {} eam entries, {} routes)",
@@ -445,7 +456,11 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
                 }
                 let new = config_rx.borrow_and_update().siit.clone();
                 match new {
-                    Some(new) => reload(&mut running, new, &translator, &mut routes),
+                    Some(new) => {
+                        reload(&mut running, new, &translator, &mut routes);
+                        *status.lock().unwrap_or_else(PoisonError::into_inner) =
+                            describe(&name, &running, &routes);
+                    }
                     None => tracing::warn!(
                         "siit: the reloaded config has no [siit] section; still running (restart to stop it)"
                     ),
@@ -472,6 +487,36 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
         }
         Some(err) => Err(err).context("the packet loop failed"),
     }
+}
+
+/// The text of the admin port's `/siit`: the device, the translation
+/// settings in force, the EAM table and the routes sixgate added.
+fn describe(tun: &str, section: &Section, routes: &Routes) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "tun {tun} mtu {} queues {}",
+        section.mtu, section.queues
+    );
+    let _ = writeln!(
+        text,
+        "pool6 {}",
+        section
+            .pool6
+            .map_or_else(|| "none".to_owned(), |p| p.to_string())
+    );
+    let _ = writeln!(text, "hairpinning {}", section.hairpinning);
+    let _ = writeln!(text, "lowest_ipv6_mtu {}", section.lowest_ipv6_mtu);
+    let _ = writeln!(text, "eam entries {}", section.eam.len());
+    for eam in &section.eam {
+        let _ = writeln!(text, "  eam {} <-> {}", eam.entry.v4(), eam.entry.v6());
+    }
+    let _ = writeln!(text, "routes {}", routes.added().len());
+    for route in routes.added() {
+        let _ = writeln!(text, "  route {route} dev {tun}");
+    }
+    text
 }
 
 /// Applies a reloaded `[siit]` section: a new translator (EAM table, pool6,
