@@ -422,7 +422,12 @@ impl Siit {
         // lowest-ipv6-mtu bytes.
         if ip.dont_frag() || max_len <= mtu {
             let b = out.push(max_len);
-            let n = self.upper_4to6(&ip, src6, dst6, &mut b[ipv6::HEADER_LEN + fh_len..])?;
+            let n = self.upper_4to6(
+                &ip,
+                (src6, dst6),
+                hairpin,
+                &mut b[ipv6::HEADER_LEN + fh_len..],
+            )?;
             let payload_len = u16_len(fh_len + n)?;
             if is_frag {
                 emit_fragment_header(
@@ -444,7 +449,7 @@ impl Siit {
         scratch.clear();
         scratch.resize(upper_cap, 0);
         let r = self
-            .upper_4to6(&ip, src6, dst6, &mut scratch)
+            .upper_4to6(&ip, (src6, dst6), hairpin, &mut scratch)
             .and_then(|n| {
                 let data = &scratch[..n];
                 if usize::from(ip.frag_offset()) + n > usize::from(u16::MAX) {
@@ -498,14 +503,14 @@ impl Siit {
     fn upper_4to6<T: AsRef<[u8]>>(
         &self,
         ip: &Ipv4Packet<T>,
-        src6: Ipv6Addr,
-        dst6: Ipv6Addr,
+        (src6, dst6): (Ipv6Addr, Ipv6Addr),
+        hairpin: bool,
         dst: &mut [u8],
     ) -> Result<usize> {
         let payload = ip.payload();
         let first = ip.frag_offset_units() == 0;
         match ip.protocol() {
-            proto::ICMP => self.icmp_4to6(payload, src6, dst6, dst),
+            proto::ICMP => self.icmp_4to6(payload, (src6, dst6), hairpin, dst),
             p @ (proto::TCP | proto::UDP) if first => {
                 let seg = dst
                     .get_mut(..payload.len())
@@ -561,8 +566,8 @@ impl Siit {
     fn icmp_4to6(
         &self,
         msg: &[u8],
-        src6: Ipv6Addr,
-        dst6: Ipv6Addr,
+        (src6, dst6): (Ipv6Addr, Ipv6Addr),
+        hairpin: bool,
         dst: &mut [u8],
     ) -> Result<usize> {
         let m = IcmpPacket::new_checked(msg).map_err(|_| DropReason::MalformedIcmp)?;
@@ -621,7 +626,7 @@ impl Siit {
                     return Err(DropReason::MalformedIcmp);
                 }
                 let (head, body) = dst.split_at_mut(icmp::HEADER_LEN);
-                let n = self.inner_4to6(inner, body)?;
+                let n = self.inner_4to6(inner, body, hairpin)?;
                 let total = icmp::HEADER_LEN + n;
                 let mut p = IcmpPacket::new_unchecked(head);
                 p.set_msg_type(nt);
@@ -643,8 +648,10 @@ impl Siit {
 
     /// RFC 7915 §4.3: the IPv4 packet inside an ICMPv4 error, possibly
     /// truncated, becomes an IPv6 packet in `dst` (cut to fit). The TTL is
-    /// not decremented.
-    fn inner_4to6(&self, inner: &[u8], dst: &mut [u8]) -> Result<usize> {
+    /// not decremented. `hairpin`: the error is being hairpinned, so the
+    /// inner destination (the mirror of the outer source) is mapped with
+    /// pool6 only, giving back the address the erring packet was sent to.
+    fn inner_4to6(&self, inner: &[u8], dst: &mut [u8], hairpin: bool) -> Result<usize> {
         const BAD: DropReason = DropReason::IcmpInnerUntranslatable;
         if inner.len() < ipv4::HEADER_LEN || inner[0] >> 4 != 4 {
             return Err(BAD);
@@ -655,7 +662,7 @@ impl Siit {
             return Err(BAD);
         }
         let src6 = self.map_v4(ip.src_addr(), false).ok_or(BAD)?;
-        let dst6 = self.map_v4(ip.dst_addr(), false).ok_or(BAD)?;
+        let dst6 = self.map_v4(ip.dst_addr(), hairpin).ok_or(BAD)?;
         let declared = usize::from(ip.total_len()).saturating_sub(hl);
         let data = &inner[hl..inner.len().min(hl + declared)];
         let is_frag = ip.is_fragment();
