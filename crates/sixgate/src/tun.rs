@@ -386,6 +386,152 @@ mod tests {
         assert!(check_name("..").is_err());
     }
 
+    /// Root only: moves the calling test thread into a network namespace of
+    /// its own (unshare affects only this thread), so the device and its
+    /// address never touch the host's network.
+    fn private_netns() -> bool {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(
+                std::env::var_os("SIXGATE_REQUIRE_ROOT_TESTS").is_none(),
+                "the TUN tests need root (SIXGATE_REQUIRE_ROOT_TESTS is set)"
+            );
+            eprintln!("skipping: the TUN tests need root");
+            return false;
+        }
+        // SAFETY: unshare takes no pointers; CLONE_NEWNET gives this thread
+        // (and the processes it starts) a fresh network namespace.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", io::Error::last_os_error());
+        true
+    }
+
+    fn run(args: &[&str]) {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// IPv4 header checksum (RFC 1071) of `header`.
+    fn ipv4_checksum(header: &[u8]) -> u16 {
+        let mut sum: u32 = header
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !u16::try_from(sum).unwrap_or(0)
+    }
+
+    #[test]
+    fn packets_cross_the_device_both_ways_and_the_waker_stops_a_wait() {
+        if !private_netns() {
+            return;
+        }
+        let tun = Tun::open("sgtest%d").expect("open");
+        assert!(tun.name().starts_with("sgtest"), "{}", tun.name());
+        tun.set_mtu(1400).expect("mtu");
+        tun.set_up().expect("up");
+        run(&["ip", "link", "set", "lo", "up"]);
+        run(&["ip", "addr", "add", "10.99.0.1/24", "dev", tun.name()]);
+        let link = std::process::Command::new("ip")
+            .args(["-o", "link", "show", tun.name()])
+            .output()
+            .expect("ip link show");
+        let link = String::from_utf8_lossy(&link.stdout);
+        assert!(link.contains("mtu 1400"), "{link}");
+        assert!(link.contains(",UP"), "{link}");
+
+        // Kernel -> device: a datagram to a host "behind" the device.
+        let sock = std::net::UdpSocket::bind("10.99.0.1:0").expect("bind");
+        let port = sock.local_addr().expect("addr").port();
+        sock.send_to(b"to the tun", "10.99.0.2:4000").expect("send");
+        let waker = Waker::new().expect("eventfd");
+        let mut buf = vec![0u8; MAX_PACKET];
+        let packet = loop {
+            match tun.recv(&mut buf) {
+                Ok(n) => {
+                    let p = &buf[..n];
+                    // Skip what else the kernel sends (IPv6 MLD and such).
+                    if p[0] >> 4 == 4 && p[9] == 17 && p[16..20] == [10, 99, 0, 2] {
+                        break p.to_vec();
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    assert_eq!(tun.wait(&waker).expect("wait"), Ready::Packets);
+                }
+                Err(err) => panic!("recv: {err}"),
+            }
+        };
+        assert!(packet.ends_with(b"to the tun"));
+
+        // Device -> kernel: the reply, addresses and ports swapped, UDP
+        // checksum 0 (none, allowed over IPv4).
+        let mut reply = packet.clone();
+        reply[12..16].copy_from_slice(&[10, 99, 0, 2]);
+        reply[16..20].copy_from_slice(&[10, 99, 0, 1]);
+        reply[20..22].copy_from_slice(&4000u16.to_be_bytes());
+        reply[22..24].copy_from_slice(&port.to_be_bytes());
+        reply[26..28].copy_from_slice(&[0, 0]);
+        reply[10..12].copy_from_slice(&[0, 0]);
+        let checksum = ipv4_checksum(&reply[..20]);
+        reply[10..12].copy_from_slice(&checksum.to_be_bytes());
+        tun.send(&reply).expect("send to tun");
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let mut got = [0u8; 64];
+        let (n, from) = sock.recv_from(&mut got).expect("the reply");
+        assert_eq!(&got[..n], b"to the tun");
+        assert_eq!(from.to_string(), "10.99.0.2:4000");
+
+        // A thread asleep on an idle device wakes up when told to stop.
+        let tun = std::sync::Arc::new(tun);
+        let waker = std::sync::Arc::new(waker);
+        let sleeper = {
+            let (tun, waker) = (tun.clone(), waker.clone());
+            std::thread::spawn(move || {
+                // Drain whatever is queued, then sleep.
+                let mut buf = vec![0u8; MAX_PACKET];
+                loop {
+                    match tun.recv(&mut buf) {
+                        Ok(_) => continue,
+                        Err(_) => match tun.wait(&waker).expect("wait") {
+                            Ready::Woken => return,
+                            Ready::Packets => continue,
+                        },
+                    }
+                }
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waker.wake();
+        sleeper.join().expect("the sleeper stopped");
+        assert!(waker.is_woken());
+    }
+
+    #[test]
+    fn queues_of_one_device_share_its_name() {
+        if !private_netns() {
+            return;
+        }
+        let queues = Tun::open_queues("sgmq%d", 3).expect("open 3 queues");
+        assert_eq!(queues.len(), 3);
+        assert!(queues.iter().all(|q| q.name() == queues[0].name()));
+        let link = std::process::Command::new("ip")
+            .args(["-d", "link", "show", queues[0].name()])
+            .output()
+            .expect("ip link show");
+        let link = String::from_utf8_lossy(&link.stdout);
+        assert!(link.contains("multi_queue"), "{link}");
+    }
+
     #[test]
     fn ifreq_name_round_trips() {
         let req = ifreq("siit0");
