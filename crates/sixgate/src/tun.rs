@@ -1,11 +1,12 @@
 //! A Linux TUN device: open by name, set its MTU, bring it up, read and
 //! write whole IP packets.
 //!
-//! One queue, non-blocking file descriptor, no packet information header
+//! One non-blocking file descriptor per queue (one queue unless asked for
+//! more with [`Tun::open_queues`]), no packet information header
 //! (`IFF_NO_PI`): each `read` returns exactly one IPv4 or IPv6 packet and each
 //! `write` injects one into the kernel's stack. The device lives as long as
-//! the [`Tun`] value (it is not made persistent), so the kernel deletes it and
-//! every route through it when the process ends, however it ends.
+//! its [`Tun`] values (it is not made persistent), so the kernel deletes it
+//! and every route through it when the process ends, however it ends.
 //!
 //! # Threading model
 //!
@@ -14,9 +15,9 @@
 //! drains the device until `EAGAIN` and then sleeps in `poll(2)` on the
 //! device and on a [`Waker`] (an `eventfd`), which the async side triggers to
 //! stop it. That keeps the hot path free of task scheduling and wake-up
-//! bookkeeping, gives each queue a core of its own when multi-queue TUN
-//! arrives (one `Tun` per queue, one thread each), and still stops promptly
-//! on shutdown. `recv`/`send` take `&self`, so NAT64 can share one device
+//! bookkeeping, gives each queue a core of its own (one `Tun` per queue,
+//! one thread each), and still stops promptly on shutdown: the `eventfd`
+//! stays readable once written, so one wake stops every queue's thread. `recv`/`send` take `&self`, so NAT64 can share one device
 //! between a reading thread and a timer task if it needs to.
 //!
 //! All `unsafe` of the binary lives in this module, each block with its
@@ -85,10 +86,35 @@ pub struct Tun {
 }
 
 impl Tun {
-    /// Creates (or attaches to) the TUN device `name`, in non-blocking mode.
-    /// A name with `%d` lets the kernel pick the number; [`Tun::name`] tells
-    /// which it picked.
+    /// Creates (or attaches to) the TUN device `name`, one queue, in
+    /// non-blocking mode. A name with `%d` lets the kernel pick the number;
+    /// [`Tun::name`] tells which it picked.
     pub fn open(name: &str) -> Result<Self, TunError> {
+        Self::open_queue(name, libc::IFF_TUN | libc::IFF_NO_PI)
+    }
+
+    /// Creates the TUN device `name` with `queues` queues (`IFF_MULTI_QUEUE`
+    /// when more than one): one file descriptor each, all of the same
+    /// device. The kernel spreads packets over the queues by flow hash, so
+    /// one thread per queue translates flows in parallel.
+    pub fn open_queues(name: &str, queues: usize) -> Result<Vec<Self>, TunError> {
+        if queues <= 1 {
+            return Ok(vec![Self::open(name)?]);
+        }
+        let flags = libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE;
+        let first = Self::open_queue(name, flags)?;
+        // With `%d` in the name, the other queues attach to the device the
+        // kernel created for the first one.
+        let actual = first.name.clone();
+        let mut all = Vec::with_capacity(queues);
+        all.push(first);
+        for _ in 1..queues {
+            all.push(Self::open_queue(&actual, flags)?);
+        }
+        Ok(all)
+    }
+
+    fn open_queue(name: &str, flags: libc::c_int) -> Result<Self, TunError> {
         check_name(name).map_err(|reason| TunError::Name {
             name: name.to_owned(),
             reason,
@@ -100,9 +126,11 @@ impl Tun {
             .open("/dev/net/tun")
             .map_err(TunError::Open)?;
         let mut req = ifreq(name);
-        // The flags field is a C short; both flags fit in its low 13 bits.
-        req.ifr_ifru.ifru_flags = c_short::try_from(libc::IFF_TUN | libc::IFF_NO_PI)
-            .expect("IFF_TUN | IFF_NO_PI is 0x1001, which fits in a short");
+        // The flags field is a C short; the TUN flags are all below 0x8000.
+        req.ifr_ifru.ifru_flags = c_short::try_from(flags).map_err(|_| TunError::Create {
+            name: name.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "flags do not fit a short"),
+        })?;
         // SAFETY: the fd is an open /dev/net/tun; TUNSETIFF reads and writes
         // one `struct ifreq`, and `req` is a valid, exclusively borrowed ifreq
         // that outlives the call.
@@ -287,7 +315,7 @@ impl Waker {
         let _ = unsafe { libc::write(self.fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
     }
 
-    /// Whether [`Waker::wake`] has been called: a relaxed-cost check the
+    /// Whether [`Waker::wake`] has been called: a cheap check the
     /// packet loop makes between packets, so a busy device still stops.
     #[inline]
     pub fn is_woken(&self) -> bool {
@@ -356,6 +384,152 @@ mod tests {
         assert!(check_name("a b").is_err());
         assert!(check_name("a:1").is_err());
         assert!(check_name("..").is_err());
+    }
+
+    /// Root only: moves the calling test thread into a network namespace of
+    /// its own (unshare affects only this thread), so the device and its
+    /// address never touch the host's network.
+    fn private_netns() -> bool {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(
+                std::env::var_os("SIXGATE_REQUIRE_ROOT_TESTS").is_none(),
+                "the TUN tests need root (SIXGATE_REQUIRE_ROOT_TESTS is set)"
+            );
+            eprintln!("skipping: the TUN tests need root");
+            return false;
+        }
+        // SAFETY: unshare takes no pointers; CLONE_NEWNET gives this thread
+        // (and the processes it starts) a fresh network namespace.
+        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "unshare: {}", io::Error::last_os_error());
+        true
+    }
+
+    fn run(args: &[&str]) {
+        let out = std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// IPv4 header checksum (RFC 1071) of `header`.
+    fn ipv4_checksum(header: &[u8]) -> u16 {
+        let mut sum: u32 = header
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c.get(1).copied().unwrap_or(0)])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !u16::try_from(sum).unwrap_or(0)
+    }
+
+    #[test]
+    fn packets_cross_the_device_both_ways_and_the_waker_stops_a_wait() {
+        if !private_netns() {
+            return;
+        }
+        let tun = Tun::open("sgtest%d").expect("open");
+        assert!(tun.name().starts_with("sgtest"), "{}", tun.name());
+        tun.set_mtu(1400).expect("mtu");
+        tun.set_up().expect("up");
+        run(&["ip", "link", "set", "lo", "up"]);
+        run(&["ip", "addr", "add", "10.99.0.1/24", "dev", tun.name()]);
+        let link = std::process::Command::new("ip")
+            .args(["-o", "link", "show", tun.name()])
+            .output()
+            .expect("ip link show");
+        let link = String::from_utf8_lossy(&link.stdout);
+        assert!(link.contains("mtu 1400"), "{link}");
+        assert!(link.contains(",UP"), "{link}");
+
+        // Kernel -> device: a datagram to a host "behind" the device.
+        let sock = std::net::UdpSocket::bind("10.99.0.1:0").expect("bind");
+        let port = sock.local_addr().expect("addr").port();
+        sock.send_to(b"to the tun", "10.99.0.2:4000").expect("send");
+        let waker = Waker::new().expect("eventfd");
+        let mut buf = vec![0u8; MAX_PACKET];
+        let packet = loop {
+            match tun.recv(&mut buf) {
+                Ok(n) => {
+                    let p = &buf[..n];
+                    // Skip what else the kernel sends (IPv6 MLD and such).
+                    if p[0] >> 4 == 4 && p[9] == 17 && p[16..20] == [10, 99, 0, 2] {
+                        break p.to_vec();
+                    }
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    assert_eq!(tun.wait(&waker).expect("wait"), Ready::Packets);
+                }
+                Err(err) => panic!("recv: {err}"),
+            }
+        };
+        assert!(packet.ends_with(b"to the tun"));
+
+        // Device -> kernel: the reply, addresses and ports swapped, UDP
+        // checksum 0 (none, allowed over IPv4).
+        let mut reply = packet.clone();
+        reply[12..16].copy_from_slice(&[10, 99, 0, 2]);
+        reply[16..20].copy_from_slice(&[10, 99, 0, 1]);
+        reply[20..22].copy_from_slice(&4000u16.to_be_bytes());
+        reply[22..24].copy_from_slice(&port.to_be_bytes());
+        reply[26..28].copy_from_slice(&[0, 0]);
+        reply[10..12].copy_from_slice(&[0, 0]);
+        let checksum = ipv4_checksum(&reply[..20]);
+        reply[10..12].copy_from_slice(&checksum.to_be_bytes());
+        tun.send(&reply).expect("send to tun");
+        sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let mut got = [0u8; 64];
+        let (n, from) = sock.recv_from(&mut got).expect("the reply");
+        assert_eq!(&got[..n], b"to the tun");
+        assert_eq!(from.to_string(), "10.99.0.2:4000");
+
+        // A thread asleep on an idle device wakes up when told to stop.
+        let tun = std::sync::Arc::new(tun);
+        let waker = std::sync::Arc::new(waker);
+        let sleeper = {
+            let (tun, waker) = (tun.clone(), waker.clone());
+            std::thread::spawn(move || {
+                // Drain whatever is queued, then sleep.
+                let mut buf = vec![0u8; MAX_PACKET];
+                loop {
+                    match tun.recv(&mut buf) {
+                        Ok(_) => continue,
+                        Err(_) => match tun.wait(&waker).expect("wait") {
+                            Ready::Woken => return,
+                            Ready::Packets => continue,
+                        },
+                    }
+                }
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waker.wake();
+        sleeper.join().expect("the sleeper stopped");
+        assert!(waker.is_woken());
+    }
+
+    #[test]
+    fn queues_of_one_device_share_its_name() {
+        if !private_netns() {
+            return;
+        }
+        let queues = Tun::open_queues("sgmq%d", 3).expect("open 3 queues");
+        assert_eq!(queues.len(), 3);
+        assert!(queues.iter().all(|q| q.name() == queues[0].name()));
+        let link = std::process::Command::new("ip")
+            .args(["-d", "link", "show", queues[0].name()])
+            .output()
+            .expect("ip link show");
+        let link = String::from_utf8_lossy(&link.stdout);
+        assert!(link.contains("multi_queue"), "{link}");
     }
 
     #[test]
