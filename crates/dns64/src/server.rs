@@ -1,17 +1,18 @@
 //! The DNS64 server: UDP and TCP listeners, the allow list, the cache, and
 //! the upstream queries a question needs (the AAAA and A queries at once).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::RecordType;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Cache, Lookup};
@@ -170,8 +171,43 @@ impl State {
     }
 }
 
+/// An answer shared between coalesced queries, and the TTL override of a
+/// stale one.
+type Shared = (Arc<Stored>, Option<u32>);
+
+/// Keys being resolved, each with the queries waiting for its answer.
+type PendingMap = HashMap<Box<[u8]>, Vec<oneshot::Sender<Shared>>>;
+
+/// The first query of a key; removes the key when done, or when dropped
+/// (the waiters then see a closed channel and ask themselves).
+struct Pending<'a> {
+    server: &'a Server,
+    key: Option<Box<[u8]>>,
+}
+
+impl Pending<'_> {
+    fn finish(&mut self) -> Vec<oneshot::Sender<Shared>> {
+        let Some(key) = self.key.take() else {
+            return Vec::new();
+        };
+        let mut pending = self
+            .server
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        pending.remove(&key).unwrap_or_default()
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        drop(self.finish());
+    }
+}
+
 pub struct Server {
     state: RwLock<Arc<State>>,
+    pending: Mutex<PendingMap>,
     /// Settings fixed at start (sockets, cache, limits).
     fixed: Config,
     cache: Option<Arc<Cache>>,
@@ -198,6 +234,7 @@ impl Server {
         }
         Arc::new(Self {
             state: RwLock::new(Arc::new(State::new(config.clone(), forwarders, &metrics))),
+            pending: Mutex::new(HashMap::new()),
             inflight: Arc::new(Semaphore::new(config.max_inflight)),
             fixed: config,
             cache,
@@ -319,6 +356,9 @@ impl Server {
     }
 
     /// The asynchronous part: ask the forwarders, synthesize, cache.
+    /// The asynchronous part: ask the forwarders, synthesize, cache. Queries
+    /// for the same key that arrive while one is being resolved wait for its
+    /// answer instead of asking the forwarders again.
     async fn resolve(
         &self,
         query: QueryInfo,
@@ -333,6 +373,53 @@ impl Server {
                 _ => None,
             };
         };
+        let waiting = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(waiters) = pending.get_mut(&key) {
+                let (tx, rx) = oneshot::channel();
+                waiters.push(tx);
+                Some(rx)
+            } else {
+                pending.insert(key.clone(), Vec::new());
+                None
+            }
+        };
+        let (stored, ttl_override) = match waiting {
+            Some(rx) => match rx.await {
+                Ok(shared) => {
+                    self.metrics.coalesced.inc();
+                    shared
+                }
+                // The first query's task ended without an answer: ask ourselves.
+                Err(_) => self.compute(&query, &question, key, stale, peer).await?,
+            },
+            None => {
+                let mut leader = Pending {
+                    server: self,
+                    key: Some(key.clone()),
+                };
+                let shared = self.compute(&query, &question, key, stale, peer).await;
+                let waiters = leader.finish();
+                let shared = shared?;
+                for tx in waiters {
+                    let _ = tx.send(shared.clone());
+                }
+                shared
+            }
+        };
+        Some(self.finish(&stored, &query, Instant::now(), ttl_override, limit))
+    }
+
+    /// Asks the forwarders what `question` needs and makes the answer: a
+    /// fresh one (cached), or the stale one with its TTL when they failed.
+    async fn compute(
+        &self,
+        query: &QueryInfo,
+        question: &Query,
+        key: Box<[u8]>,
+        stale: Option<Arc<Stored>>,
+        peer: IpAddr,
+    ) -> Option<Shared> {
         let state = self.state();
         let (_, prefix) = state.config.prefix_for(peer);
         let qtype = question.query_type;
@@ -383,21 +470,21 @@ impl Server {
         if answer.rcode == ResponseCode::ServFail {
             if let Some(stale) = stale {
                 self.metrics.stale_served.inc();
-                return Some(self.finish(&stale, &query, now, Some(STALE_TTL), limit));
+                return Some((stale, Some(STALE_TTL)));
             }
         }
         if answer.synthesized {
             self.metrics.synthesized.inc();
         }
         let ttl = cache_ttl(&state.config, &answer);
-        let stored = Stored::encode(&question, &answer, ttl, now).or_else(|| {
-            Stored::encode(&question, &Answer::error(ResponseCode::ServFail), None, now)
+        let stored = Stored::encode(question, &answer, ttl, now).or_else(|| {
+            Stored::encode(question, &Answer::error(ResponseCode::ServFail), None, now)
         })?;
         let stored = Arc::new(stored);
         if let Some(cache) = &self.cache {
             cache.insert(key, Arc::clone(&stored));
         }
-        Some(self.finish(&stored, &query, now, None, limit))
+        Some((stored, None))
     }
 
     async fn udp_loop(self: Arc<Self>, socket: Arc<UdpSocket>, shutdown: CancellationToken) {

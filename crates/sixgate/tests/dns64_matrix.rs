@@ -389,3 +389,36 @@ fn client_subnets_choose_their_prefix_and_ipv6_listeners_work() {
         vec!["2001:db8:64::c633:640a"]
     );
 }
+
+#[test]
+fn identical_queries_in_flight_are_sent_upstream_once() {
+    let nsd = start_nsd();
+    let slow = FakeForwarder::delaying(nsd.addr, Duration::from_millis(300));
+    let s = start_sixgate(&[slow.addr], &format!("{NSP}\nupstream_timeout_ms = 2000"));
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for id in 0..20u16 {
+        socket
+            .send_to(&raw_query(id, "a-only.sixgate.test", 28, false), s.addr)
+            .unwrap();
+    }
+    let mut buf = [0u8; 512];
+    let mut answered = 0;
+    for _ in 0..20 {
+        let (n, _) = socket.recv_from(&mut buf).unwrap();
+        assert!(n > 12);
+        assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), 1, "one AAAA");
+        answered += 1;
+    }
+    assert_eq!(answered, 20);
+    // One AAAA and one A query went upstream, not 40.
+    assert_eq!(slow.seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let (_, metrics) = s.sg.get("/metrics");
+    // The other 19 joined the first (or, had they come late, found its answer cached).
+    let joined = metric(&metrics, "sixgate_dns64_coalesced_total");
+    let hits = metric(&metrics, "sixgate_dns64_cache_hits_total");
+    assert_eq!(joined + hits, 19.0, "{metrics}");
+    assert!(joined >= 1.0, "{metrics}");
+}
