@@ -259,6 +259,8 @@ fn large_answer_is_truncated_over_udp_and_whole_over_tcp() {
     let d = dig(s.addr, &["+bufsize=1232", "+ignore", "many.big.test", "A"]);
     assert!(!d.has_flag("tc"));
     assert_eq!(d.answer.len(), 40);
+    let d = dig(s.addr, &["+bufsize=600", "+ignore", "many.big.test", "A"]);
+    assert!(d.has_flag("tc"), "{}", d.text);
     let d = dig(s.addr, &["+tcp", "+noedns", "many.big.test", "A"]);
     assert!(!d.has_flag("tc"));
     assert_eq!(d.answer.len(), 40);
@@ -421,4 +423,53 @@ fn identical_queries_in_flight_are_sent_upstream_once() {
     let hits = metric(&metrics, "sixgate_dns64_cache_hits_total");
     assert_eq!(joined + hits, 19.0, "{metrics}");
     assert!(joined >= 1.0, "{metrics}");
+}
+
+#[test]
+fn truncated_upstream_answer_is_asked_again_over_tcp() {
+    let (_nsd, s) = setup(NSP);
+    let d = dig(s.addr, &["+tcp", "huge.big.test", "A"]);
+    assert_eq!(d.status, "NOERROR");
+    assert_eq!(d.answer.len(), 100);
+    let d = dig(s.addr, &["+tcp", "huge.big.test", "AAAA"]);
+    assert_eq!(d.data("AAAA").len(), 100);
+    let (_, metrics) = s.sg.get("/metrics");
+    assert!(
+        metric(&metrics, "sixgate_dns64_upstream_tcp_fallbacks_total") >= 2.0,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn tcp_connections_are_limited_and_idle_ones_closed() {
+    let (_nsd, s) = setup(&format!(
+        "{NSP}\nmax_tcp_connections = 1\ntcp_idle_ms = 300"
+    ));
+    let first = TcpStream::connect(s.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // A second connection over the limit is closed at once.
+    let mut second = TcpStream::connect(s.addr).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(second.read(&mut byte).unwrap_or(0), 0, "closed");
+    // The first one, idle, is closed after tcp_idle_ms.
+    let mut first = first;
+    first
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    assert_eq!(first.read(&mut byte).unwrap_or(1), 0, "closed when idle");
+    let (_, metrics) = s.sg.get("/metrics");
+    assert!(
+        metric(&metrics, "sixgate_dns64_dropped_total{reason=\"tcp_limit\"") >= 1.0,
+        "{metrics}"
+    );
+    // And a new connection works again.
+    assert_eq!(
+        dig(s.addr, &["+tcp", "a-only.sixgate.test", "AAAA"])
+            .data("AAAA")
+            .len(),
+        1
+    );
 }

@@ -55,6 +55,10 @@ pub fn big_zone() -> String {
     for i in 1..=40 {
         z.push_str(&format!("many IN A 198.51.100.{i}\n"));
     }
+    // 100 records: more than 1232 bytes, so NSD truncates it over UDP.
+    for i in 1..=100 {
+        z.push_str(&format!("huge IN A 198.51.101.{i}\n"));
+    }
     z
 }
 
