@@ -360,7 +360,7 @@ impl Server {
     /// for the same key that arrive while one is being resolved wait for its
     /// answer instead of asking the forwarders again.
     async fn resolve(
-        &self,
+        self: &Arc<Self>,
         query: QueryInfo,
         key: Box<[u8]>,
         stale: Option<Arc<Stored>>,
@@ -393,21 +393,54 @@ impl Server {
                 // The first query's task ended without an answer: ask ourselves.
                 Err(_) => self.compute(&query, &question, key, stale, peer).await?,
             },
-            None => {
-                let mut leader = Pending {
-                    server: self,
-                    key: Some(key.clone()),
-                };
-                let shared = self.compute(&query, &question, key, stale, peer).await;
-                let waiters = leader.finish();
-                let shared = shared?;
-                for tx in waiters {
-                    let _ = tx.send(shared.clone());
+            None => match stale {
+                // RFC 8767 §5: with an expired answer at hand, the client gets it
+                // once `stale_answer_after_ms` has passed; the refresh goes on.
+                Some(stale) => {
+                    let me = Arc::clone(self);
+                    let (tx, rx) = oneshot::channel();
+                    let (q, question2, stale2) =
+                        (query.clone(), question.clone(), Arc::clone(&stale));
+                    tokio::spawn(async move {
+                        let shared = me.lead(&q, &question2, key, Some(stale2), peer).await;
+                        let _ = tx.send(shared);
+                    });
+                    let after = Duration::from_millis(self.state().config.stale_answer_after_ms);
+                    tokio::select! {
+                        shared = rx => shared.ok().flatten()?,
+                        () = tokio::time::sleep(after) => (stale, Some(STALE_TTL)),
+                    }
                 }
-                shared
-            }
+                None => self.lead(&query, &question, key, None, peer).await?,
+            },
         };
+        if ttl_override.is_some() {
+            self.metrics.stale_served.inc();
+        }
         Some(self.finish(&stored, &query, Instant::now(), ttl_override, limit))
+    }
+
+    /// Resolves `key` as the first query for it, then hands the answer to the
+    /// queries that joined meanwhile.
+    async fn lead(
+        &self,
+        query: &QueryInfo,
+        question: &Query,
+        key: Box<[u8]>,
+        stale: Option<Arc<Stored>>,
+        peer: IpAddr,
+    ) -> Option<Shared> {
+        let mut leader = Pending {
+            server: self,
+            key: Some(key.clone()),
+        };
+        let shared = self.compute(query, question, key, stale, peer).await;
+        let waiters = leader.finish();
+        let shared = shared?;
+        for tx in waiters {
+            let _ = tx.send(shared.clone());
+        }
+        Some(shared)
     }
 
     /// Asks the forwarders what `question` needs and makes the answer: a
@@ -469,7 +502,6 @@ impl Server {
         let now = Instant::now();
         if answer.rcode == ResponseCode::ServFail {
             if let Some(stale) = stale {
-                self.metrics.stale_served.inc();
                 return Some((stale, Some(STALE_TTL)));
             }
         }

@@ -320,7 +320,7 @@ impl Stored {
         }
         for &(offset, ttl) in self.ttls.iter() {
             let at = usize::from(offset);
-            let value = ttl_override.map_or_else(|| ttl.saturating_sub(elapsed), |o| o.min(ttl));
+            let value = ttl_override.unwrap_or_else(|| ttl.saturating_sub(elapsed));
             out[at..at + 4].copy_from_slice(&value.to_be_bytes());
         }
         let opt_len = if query.edns.is_some() {
