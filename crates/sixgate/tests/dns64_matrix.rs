@@ -103,6 +103,16 @@ fn cname_chain_into_an_a_only_name_is_followed_and_kept() {
 }
 
 #[test]
+fn dname_chain_is_followed_and_kept() {
+    let (_nsd, s) = setup(NSP);
+    let d = dig(s.addr, &["www.old.sixgate.test", "AAAA"]);
+    assert_eq!(d.status, "NOERROR");
+    assert_eq!(d.data("DNAME"), vec!["new.sixgate.test."]);
+    assert_eq!(d.data("CNAME"), vec!["www.new.sixgate.test."]);
+    assert_eq!(d.data("AAAA"), vec!["2001:db8:64::c633:6428"]);
+}
+
+#[test]
 fn nxdomain_stays_nxdomain_with_its_soa() {
     let (_nsd, s) = setup(NSP);
     let d = dig(s.addr, &["nonexistent.sixgate.test", "AAAA"]);

@@ -37,6 +37,8 @@ www.exempt IN A 198.51.100.20
 www.exempt IN AAAA 2001:db8::20
 short 1 IN A 198.51.100.30
 mx IN MX 10 a-only
+old IN DNAME new.sixgate.test.
+www.new IN A 198.51.100.40
 ";
 
 pub const REVERSE_ZONE: &str = "\
