@@ -385,14 +385,28 @@ impl Server {
             }
         };
         let (stored, ttl_override) = match waiting {
-            Some(rx) => match rx.await {
-                Ok(shared) => {
-                    self.metrics.coalesced.inc();
-                    shared
+            Some(rx) => {
+                let joined = match &stale {
+                    // RFC 8767 §5 for the queries that joined, too.
+                    Some(old) => {
+                        let after =
+                            Duration::from_millis(self.state().config.stale_answer_after_ms);
+                        tokio::select! {
+                            shared = rx => shared.ok(),
+                            () = tokio::time::sleep(after) => Some((Arc::clone(old), Some(STALE_TTL))),
+                        }
+                    }
+                    None => rx.await.ok(),
+                };
+                match joined {
+                    Some(shared) => {
+                        self.metrics.coalesced.inc();
+                        shared
+                    }
+                    // The first query's task ended without an answer: ask ourselves.
+                    None => self.compute(&query, &question, key, stale, peer).await?,
                 }
-                // The first query's task ended without an answer: ask ourselves.
-                Err(_) => self.compute(&query, &question, key, stale, peer).await?,
-            },
+            }
             None => match stale {
                 // RFC 8767 §5: with an expired answer at hand, the client gets it
                 // once `stale_answer_after_ms` has passed; the refresh goes on.
