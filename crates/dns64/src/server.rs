@@ -36,8 +36,6 @@ pub enum ServerError {
         proto: &'static str,
         source: io::Error,
     },
-    #[error("{0}")]
-    Forwarders(String),
 }
 
 /// Bound sockets, ready to serve.
