@@ -63,6 +63,10 @@ pub struct Config {
     /// How long after expiry an answer may still be served stale, in seconds.
     #[serde(default = "defaults::stale_window")]
     pub stale_window: u32,
+    /// With serve-stale, how long a client waits for the forwarders before it
+    /// gets the expired answer (RFC 8767 §5 suggests 1.8 s), in milliseconds.
+    #[serde(default = "defaults::stale_answer_after_ms")]
+    pub stale_answer_after_ms: u64,
     /// Our EDNS(0) UDP payload size.
     #[serde(default = "defaults::udp_payload")]
     pub udp_payload: u16,
@@ -145,6 +149,9 @@ mod defaults {
     pub fn stale_window() -> u32 {
         86_400
     }
+    pub fn stale_answer_after_ms() -> u64 {
+        1800
+    }
     pub fn udp_payload() -> u16 {
         1232
     }
@@ -178,6 +185,7 @@ impl Default for Config {
             max_negative_ttl: defaults::max_negative_ttl(),
             serve_stale: false,
             stale_window: defaults::stale_window(),
+            stale_answer_after_ms: defaults::stale_answer_after_ms(),
             udp_payload: defaults::udp_payload(),
             max_tcp_connections: defaults::max_tcp_connections(),
             tcp_idle_ms: defaults::tcp_idle_ms(),
@@ -207,6 +215,9 @@ impl Config {
         }
         if self.upstream_timeout_ms == 0 || self.upstream_timeout_ms > 30_000 {
             return problem("dns64.upstream_timeout_ms", "must be between 1 and 30000");
+        }
+        if self.stale_answer_after_ms > 30_000 {
+            return problem("dns64.stale_answer_after_ms", "must be at most 30000");
         }
         if self.upstream_attempts == 0 || self.upstream_attempts > 10 {
             return problem("dns64.upstream_attempts", "must be between 1 and 10");

@@ -73,6 +73,7 @@ pub struct Metrics {
     pub cache_hits: Counter,
     pub cache_misses: Counter,
     pub stale_served: Counter,
+    pub coalesced: Counter,
     dropped: [Counter; DropReason::ALL.len()],
     pub upstream_queries: Counter,
     upstream_errors: [Counter; UpstreamError::ALL.len()],
@@ -183,6 +184,12 @@ impl Collect for Metrics {
             "Expired answers given because every forwarder failed (serve-stale).",
             &[],
             self.stale_served.get(),
+        );
+        out.counter(
+            "sixgate_dns64_coalesced_total",
+            "Queries answered by joining an identical query already sent upstream.",
+            &[],
+            self.coalesced.get(),
         );
         for reason in DropReason::ALL {
             out.counter(

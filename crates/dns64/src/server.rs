@@ -1,17 +1,18 @@
 //! The DNS64 server: UDP and TCP listeners, the allow list, the cache, and
 //! the upstream queries a question needs (the AAAA and A queries at once).
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use hickory_proto::op::ResponseCode;
+use hickory_proto::op::{Query, ResponseCode};
 use hickory_proto::rr::RecordType;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::cache::{Cache, Lookup};
@@ -35,8 +36,6 @@ pub enum ServerError {
         proto: &'static str,
         source: io::Error,
     },
-    #[error("{0}")]
-    Forwarders(String),
 }
 
 /// Bound sockets, ready to serve.
@@ -148,11 +147,68 @@ enum Fast {
     Resolve(QueryInfo, Box<[u8]>, Option<Arc<Stored>>),
 }
 
-pub struct Server {
+/// What a reload (SIGHUP) can change.
+struct State {
     config: Config,
     policy: Policy,
-    cache: Option<Arc<Cache>>,
     forwarders: Forwarders,
+}
+
+impl State {
+    fn new(config: Config, forwarders: Vec<SocketAddr>, metrics: &Arc<Metrics>) -> Self {
+        Self {
+            policy: config.policy(),
+            forwarders: Forwarders {
+                addrs: forwarders,
+                timeout: Duration::from_millis(config.upstream_timeout_ms),
+                attempts: config.upstream_attempts,
+                metrics: Arc::clone(metrics),
+            },
+            config,
+        }
+    }
+}
+
+/// An answer shared between coalesced queries, and the TTL override of a
+/// stale one.
+type Shared = (Arc<Stored>, Option<u32>);
+
+/// Keys being resolved, each with the queries waiting for its answer.
+type PendingMap = HashMap<Box<[u8]>, Vec<oneshot::Sender<Shared>>>;
+
+/// The first query of a key; removes the key when done, or when dropped
+/// (the waiters then see a closed channel and ask themselves).
+struct Pending<'a> {
+    server: &'a Server,
+    key: Option<Box<[u8]>>,
+}
+
+impl Pending<'_> {
+    fn finish(&mut self) -> Vec<oneshot::Sender<Shared>> {
+        let Some(key) = self.key.take() else {
+            return Vec::new();
+        };
+        let mut pending = self
+            .server
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        pending.remove(&key).unwrap_or_default()
+    }
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        drop(self.finish());
+    }
+}
+
+pub struct Server {
+    state: RwLock<Arc<State>>,
+    pending: Mutex<PendingMap>,
+    /// Settings fixed at start (sockets, cache, limits).
+    fixed: Config,
+    cache: Option<Arc<Cache>>,
     metrics: Arc<Metrics>,
     inflight: Arc<Semaphore>,
 }
@@ -175,18 +231,50 @@ impl Server {
             metrics.watch_cache(Arc::clone(cache));
         }
         Arc::new(Self {
-            policy: config.policy(),
-            forwarders: Forwarders {
-                addrs: forwarders,
-                timeout: Duration::from_millis(config.upstream_timeout_ms),
-                attempts: config.upstream_attempts,
-                metrics: Arc::clone(&metrics),
-            },
+            state: RwLock::new(Arc::new(State::new(config.clone(), forwarders, &metrics))),
+            pending: Mutex::new(HashMap::new()),
             inflight: Arc::new(Semaphore::new(config.max_inflight)),
+            fixed: config,
             cache,
             metrics,
-            config,
         })
+    }
+
+    fn state(&self) -> Arc<State> {
+        Arc::clone(&self.state.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Applies a reloaded config: prefixes, policy, allow list, forwarders,
+    /// timeouts and TTL caps take effect at once, and the cache is emptied
+    /// (its answers were made under the old policy). Returns the keys that
+    /// changed but take effect only after a restart.
+    pub fn reload(&self, config: Config, forwarders: Vec<SocketAddr>) -> Vec<&'static str> {
+        let f = &self.fixed;
+        let mut restart = Vec::new();
+        if config.listen != f.listen {
+            restart.push("listen");
+        }
+        if config.cache_mib != f.cache_mib {
+            restart.push("cache_mib");
+        }
+        if config.serve_stale != f.serve_stale || config.stale_window != f.stale_window {
+            restart.push("serve_stale/stale_window");
+        }
+        if config.max_inflight != f.max_inflight {
+            restart.push("max_inflight");
+        }
+        if config.max_tcp_connections != f.max_tcp_connections {
+            restart.push("max_tcp_connections");
+        }
+        if config.udp_payload != f.udp_payload {
+            restart.push("udp_payload");
+        }
+        let state = Arc::new(State::new(config, forwarders, &self.metrics));
+        *self.state.write().unwrap_or_else(PoisonError::into_inner) = state;
+        if let Some(cache) = &self.cache {
+            cache.clear();
+        }
+        restart
     }
 
     /// Serves until `shutdown` is cancelled.
@@ -199,7 +287,7 @@ impl Server {
                 tasks.spawn(Arc::clone(&self).udp_loop(Arc::clone(&socket), shutdown.clone()));
             }
         }
-        let connections = Arc::new(Semaphore::new(self.config.max_tcp_connections));
+        let connections = Arc::new(Semaphore::new(self.fixed.max_tcp_connections));
         for listener in listeners.tcp {
             tasks.spawn(Arc::clone(&self).tcp_accept(
                 listener,
@@ -208,10 +296,6 @@ impl Server {
             ));
         }
         while tasks.join_next().await.is_some() {}
-    }
-
-    fn allowed(&self, peer: IpAddr) -> bool {
-        self.config.allow.iter().any(|n| n.contains(peer))
     }
 
     /// The synchronous part: parse, allow list, cache.
@@ -227,10 +311,11 @@ impl Server {
                 return Fast::Reply(bytes);
             }
         };
-        if !self.allowed(peer) {
+        let state = self.state();
+        if !state.config.allow.iter().any(|n| n.contains(peer)) {
             return self.error_reply(&query, ResponseCode::Refused, limit);
         }
-        let (prefix_index, _) = self.config.prefix_for(peer);
+        let (prefix_index, _) = state.config.prefix_for(peer);
         let key = query.cache_key(prefix_index);
         let stale = match self.cache.as_ref().map(|c| c.get(&key, now)) {
             Some(Lookup::Fresh(stored)) => {
@@ -253,8 +338,9 @@ impl Server {
         limit: Option<usize>,
     ) -> Vec<u8> {
         self.metrics.query(query.qtype, stored.rcode);
-        let limit = limit.unwrap_or_else(|| query.udp_limit(self.config.udp_payload));
-        stored.finish(query, now, ttl_override, limit, self.config.udp_payload)
+        let payload = self.fixed.udp_payload;
+        let limit = limit.unwrap_or_else(|| query.udp_limit(payload));
+        stored.finish(query, now, ttl_override, limit, payload)
     }
 
     fn error_reply(&self, query: &QueryInfo, rcode: ResponseCode, limit: Option<usize>) -> Fast {
@@ -268,8 +354,11 @@ impl Server {
     }
 
     /// The asynchronous part: ask the forwarders, synthesize, cache.
+    /// The asynchronous part: ask the forwarders, synthesize, cache. Queries
+    /// for the same key that arrive while one is being resolved wait for its
+    /// answer instead of asking the forwarders again.
     async fn resolve(
-        &self,
+        self: &Arc<Self>,
         query: QueryInfo,
         key: Box<[u8]>,
         stale: Option<Arc<Stored>>,
@@ -282,7 +371,102 @@ impl Server {
                 _ => None,
             };
         };
-        let (_, prefix) = self.config.prefix_for(peer);
+        let waiting = {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(waiters) = pending.get_mut(&key) {
+                let (tx, rx) = oneshot::channel();
+                waiters.push(tx);
+                Some(rx)
+            } else {
+                pending.insert(key.clone(), Vec::new());
+                None
+            }
+        };
+        let (stored, ttl_override) = match waiting {
+            Some(rx) => {
+                let joined = match &stale {
+                    // RFC 8767 §5 for the queries that joined, too.
+                    Some(old) => {
+                        let after =
+                            Duration::from_millis(self.state().config.stale_answer_after_ms);
+                        tokio::select! {
+                            shared = rx => shared.ok(),
+                            () = tokio::time::sleep(after) => Some((Arc::clone(old), Some(STALE_TTL))),
+                        }
+                    }
+                    None => rx.await.ok(),
+                };
+                match joined {
+                    Some(shared) => {
+                        self.metrics.coalesced.inc();
+                        shared
+                    }
+                    // The first query's task ended without an answer: ask ourselves.
+                    None => self.compute(&query, &question, key, stale, peer).await?,
+                }
+            }
+            None => match stale {
+                // RFC 8767 §5: with an expired answer at hand, the client gets it
+                // once `stale_answer_after_ms` has passed; the refresh goes on.
+                Some(stale) => {
+                    let me = Arc::clone(self);
+                    let (tx, rx) = oneshot::channel();
+                    let (q, question2, stale2) =
+                        (query.clone(), question.clone(), Arc::clone(&stale));
+                    tokio::spawn(async move {
+                        let shared = me.lead(&q, &question2, key, Some(stale2), peer).await;
+                        let _ = tx.send(shared);
+                    });
+                    let after = Duration::from_millis(self.state().config.stale_answer_after_ms);
+                    tokio::select! {
+                        shared = rx => shared.ok().flatten()?,
+                        () = tokio::time::sleep(after) => (stale, Some(STALE_TTL)),
+                    }
+                }
+                None => self.lead(&query, &question, key, None, peer).await?,
+            },
+        };
+        if ttl_override.is_some() {
+            self.metrics.stale_served.inc();
+        }
+        Some(self.finish(&stored, &query, Instant::now(), ttl_override, limit))
+    }
+
+    /// Resolves `key` as the first query for it, then hands the answer to the
+    /// queries that joined meanwhile.
+    async fn lead(
+        &self,
+        query: &QueryInfo,
+        question: &Query,
+        key: Box<[u8]>,
+        stale: Option<Arc<Stored>>,
+        peer: IpAddr,
+    ) -> Option<Shared> {
+        let mut leader = Pending {
+            server: self,
+            key: Some(key.clone()),
+        };
+        let shared = self.compute(query, question, key, stale, peer).await;
+        let waiters = leader.finish();
+        let shared = shared?;
+        for tx in waiters {
+            let _ = tx.send(shared.clone());
+        }
+        Some(shared)
+    }
+
+    /// Asks the forwarders what `question` needs and makes the answer: a
+    /// fresh one (cached), or the stale one with its TTL when they failed.
+    async fn compute(
+        &self,
+        query: &QueryInfo,
+        question: &Query,
+        key: Box<[u8]>,
+        stale: Option<Arc<Stored>>,
+        peer: IpAddr,
+    ) -> Option<Shared> {
+        let state = self.state();
+        let (_, prefix) = state.config.prefix_for(peer);
         let qtype = question.query_type;
         let flags = query.flags();
         let answer = match synth::plan(
@@ -290,11 +474,11 @@ impl Server {
             qtype,
             question.query_class,
             flags,
-            &self.policy,
+            &state.policy,
             prefix,
         ) {
             Plan::Forward => Answer::from_result(
-                &self
+                &state
                     .forwarders
                     .query(&question.name, qtype, question.query_class, flags)
                     .await,
@@ -304,23 +488,23 @@ impl Server {
                 // RFC 6147 §5.1.1 lets the A query wait for the AAAA answer;
                 // asking both at once saves a round trip for IPv4-only names.
                 let (aaaa, a) = tokio::join!(
-                    self.forwarders.query(
+                    state.forwarders.query(
                         &question.name,
                         RecordType::AAAA,
                         question.query_class,
                         flags
                     ),
-                    self.forwarders.query(
+                    state.forwarders.query(
                         &question.name,
                         RecordType::A,
                         question.query_class,
                         flags
                     ),
                 );
-                synth::synthesize(&aaaa, &a, &self.policy, prefix)
+                synth::synthesize(&aaaa, &a, &state.policy, prefix)
             }
             Plan::PtrAlias { target } => {
-                let upstream = self
+                let upstream = state
                     .forwarders
                     .query(&target, RecordType::PTR, question.query_class, flags)
                     .await;
@@ -330,47 +514,33 @@ impl Server {
         let now = Instant::now();
         if answer.rcode == ResponseCode::ServFail {
             if let Some(stale) = stale {
-                self.metrics.stale_served.inc();
-                return Some(self.finish(&stale, &query, now, Some(STALE_TTL), limit));
+                return Some((stale, Some(STALE_TTL)));
             }
         }
         if answer.synthesized {
             self.metrics.synthesized.inc();
         }
-        let ttl = self.cache_ttl(&answer);
-        let stored = Stored::encode(&question, &answer, ttl, now).or_else(|| {
-            Stored::encode(&question, &Answer::error(ResponseCode::ServFail), None, now)
+        let ttl = cache_ttl(&state.config, &answer);
+        let stored = Stored::encode(question, &answer, ttl, now).or_else(|| {
+            Stored::encode(question, &Answer::error(ResponseCode::ServFail), None, now)
         })?;
         let stored = Arc::new(stored);
         if let Some(cache) = &self.cache {
             cache.insert(key, Arc::clone(&stored));
         }
-        Some(self.finish(&stored, &query, now, None, limit))
-    }
-
-    /// How long an answer may be cached: the smallest TTL of its records, or
-    /// for a negative answer its RFC 2308 §5 TTL; errors are not cached.
-    fn cache_ttl(&self, answer: &Answer) -> Option<u32> {
-        let records = answer.answers.iter().map(|r| r.ttl).min();
-        match answer.rcode {
-            ResponseCode::NoError if records.is_some() => {
-                records.map(|t| t.min(self.config.max_ttl))
-            }
-            ResponseCode::NoError | ResponseCode::NXDomain => {
-                let negative =
-                    synth::negative_ttl(&answer.authorities)?.min(self.config.max_negative_ttl);
-                Some(records.map_or(negative, |r| r.min(negative)))
-            }
-            _ => None,
-        }
+        Some((stored, None))
     }
 
     async fn udp_loop(self: Arc<Self>, socket: Arc<UdpSocket>, shutdown: CancellationToken) {
         let mut buf = vec![0u8; 4096];
+        // Made once: polling a fresh `cancelled()` per datagram costs a lock.
+        let cancelled = shutdown.cancelled();
+        tokio::pin!(cancelled);
         loop {
             let received = tokio::select! {
+                biased;
                 r = socket.recv_from(&mut buf) => r,
-                () = shutdown.cancelled() => return,
+                () = &mut cancelled => return,
             };
             let Ok((n, peer)) = received else {
                 continue; // ICMP errors from earlier sends surface here
@@ -456,7 +626,7 @@ impl Server {
             }
         });
         let pipeline = Arc::new(Semaphore::new(TCP_PIPELINE));
-        let idle = Duration::from_millis(self.config.tcp_idle_ms);
+        let idle = Duration::from_millis(self.state().config.tcp_idle_ms);
         let mut buf = Vec::new();
         loop {
             let len = tokio::select! {
@@ -506,5 +676,19 @@ impl Server {
         }
         drop(tx);
         let _ = writer.await;
+    }
+}
+
+/// How long an answer may be cached: the smallest TTL of its records, or for
+/// a negative answer its RFC 2308 §5 TTL; errors are not cached.
+fn cache_ttl(config: &Config, answer: &Answer) -> Option<u32> {
+    let records = answer.answers.iter().map(|r| r.ttl).min();
+    match answer.rcode {
+        ResponseCode::NoError if records.is_some() => records.map(|t| t.min(config.max_ttl)),
+        ResponseCode::NoError | ResponseCode::NXDomain => {
+            let negative = synth::negative_ttl(&answer.authorities)?.min(config.max_negative_ttl);
+            Some(records.map_or(negative, |r| r.min(negative)))
+        }
+        _ => None,
     }
 }

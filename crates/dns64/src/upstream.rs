@@ -151,10 +151,12 @@ async fn udp_exchange(
         .send(bytes)
         .await
         .map_err(|_| UpstreamError::Network)?;
-    let mut buf = vec![0u8; 65_535];
+    // Room for the largest datagram, not zeroed: `recv_buf` fills the spare capacity.
+    let mut buf = Vec::with_capacity(65_535);
     loop {
+        buf.clear();
         let n = socket
-            .recv(&mut buf)
+            .recv_buf(&mut buf)
             .await
             .map_err(|_| UpstreamError::Network)?;
         // A reply that does not match is ignored (spoofing attempts, late

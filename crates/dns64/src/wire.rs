@@ -310,12 +310,17 @@ impl Stored {
         out[3] = (out[3] & (0x80 | 0x0f | if ad_wanted { 0x20 } else { 0 }))
             | if query.checking_disabled { 0x10 } else { 0 };
         let qname_end = HEADER_LEN + query.qname.len();
-        if out.len() >= qname_end {
+        // The stored question is the same name (the cache key is the name in
+        // lower case); give the client back its own spelling (RFC 1035 §7.3, 0x20).
+        if out
+            .get(HEADER_LEN..qname_end)
+            .is_some_and(|stored| stored.eq_ignore_ascii_case(&query.qname))
+        {
             out[HEADER_LEN..qname_end].copy_from_slice(&query.qname);
         }
         for &(offset, ttl) in self.ttls.iter() {
             let at = usize::from(offset);
-            let value = ttl_override.map_or_else(|| ttl.saturating_sub(elapsed), |o| o.min(ttl));
+            let value = ttl_override.unwrap_or_else(|| ttl.saturating_sub(elapsed));
             out[at..at + 4].copy_from_slice(&value.to_be_bytes());
         }
         let opt_len = if query.edns.is_some() {
@@ -573,20 +578,35 @@ mod tests {
         assert_eq!(m.answers.len(), 61);
     }
 
-    #[test]
-    fn garbage_never_panics() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for len in 0..600 {
-            let buf: Vec<u8> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed.to_be_bytes()[0]
-                })
-                .collect();
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(buf in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
             let _ = parse_query(&buf);
             let _ = ttl_offsets(&buf);
+        }
+
+        #[test]
+        fn mutated_queries_never_panic_and_stay_answerable(
+            flips in proptest::collection::vec((0usize..64, proptest::prelude::any::<u8>()), 0..6),
+            cut in 0usize..80,
+        ) {
+            let mut buf = query_bytes("www.sixgate.test.", RecordType::AAAA, Some((1232, true)));
+            for (at, byte) in flips {
+                if let Some(b) = buf.get_mut(at) {
+                    *b = byte;
+                }
+            }
+            buf.truncate(buf.len().saturating_sub(cut));
+            if let Ok(q) = parse_query(&buf) {
+                // Whatever parsed can be answered without panicking.
+                if let Some(question) = question(&q) {
+                    let now = Instant::now();
+                    if let Some(stored) = Stored::encode(&question, &answer(3), Some(60), now) {
+                        let out = stored.finish(&q, now, None, q.udp_limit(1232), 1232);
+                        proptest::prop_assert!(out.len() >= HEADER_LEN);
+                    }
+                }
+            }
         }
     }
 }

@@ -228,3 +228,48 @@ fn many_distinct_names_stay_within_the_cache_budget() {
     let entries = metric(&metrics, "sixgate_dns64_cache_entries");
     assert!(entries < 6000.0, "evictions happened: {entries} entries");
 }
+
+#[test]
+fn stale_answer_is_given_after_the_client_timer_while_forwarders_are_slow() {
+    let nsd = start_nsd();
+    let slow = FakeForwarder::delaying(nsd.addr, Duration::from_millis(1500));
+    let s = start_sixgate(
+        &[slow.addr],
+        &format!(
+            "{NSP}\nserve_stale = true\nstale_answer_after_ms = 200\nupstream_timeout_ms = 4000"
+        ),
+    );
+    // Primed through the slow forwarder; TTL 1.
+    assert_eq!(
+        dig(s.addr, &["short.sixgate.test", "AAAA"])
+            .data("AAAA")
+            .len(),
+        1
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let (d, took) = timed_dig(s.addr, &["short.sixgate.test", "AAAA"]);
+    assert_eq!(d.data("AAAA"), vec!["2001:db8:64::c633:641e"]);
+    assert_eq!(
+        d.answer[0].ttl, 30,
+        "RFC 8767 §4: stale answers carry TTL 30"
+    );
+    assert!(
+        took < Duration::from_millis(1200),
+        "answered before the forwarder: {took:?}"
+    );
+    // A query that joins the refresh still running gets the stale answer too.
+    let (d, took) = timed_dig(s.addr, &["short.sixgate.test", "AAAA"]);
+    assert_eq!((d.data("AAAA").len(), d.answer[0].ttl), (1, 30));
+    assert!(
+        took < Duration::from_millis(1200),
+        "joined and answered stale: {took:?}"
+    );
+    // The refresh went on in the background and was cached.
+    std::thread::sleep(Duration::from_millis(1600));
+    let (_, metrics) = s.sg.get("/metrics");
+    assert!(metric(&metrics, "sixgate_dns64_stale_answers_total") >= 1.0);
+    assert!(
+        slow.seen.load(std::sync::atomic::Ordering::SeqCst) >= 4,
+        "refreshed upstream"
+    );
+}

@@ -103,6 +103,16 @@ fn cname_chain_into_an_a_only_name_is_followed_and_kept() {
 }
 
 #[test]
+fn dname_chain_is_followed_and_kept() {
+    let (_nsd, s) = setup(NSP);
+    let d = dig(s.addr, &["www.old.sixgate.test", "AAAA"]);
+    assert_eq!(d.status, "NOERROR");
+    assert_eq!(d.data("DNAME"), vec!["new.sixgate.test."]);
+    assert_eq!(d.data("CNAME"), vec!["www.new.sixgate.test."]);
+    assert_eq!(d.data("AAAA"), vec!["2001:db8:64::c633:6428"]);
+}
+
+#[test]
 fn nxdomain_stays_nxdomain_with_its_soa() {
     let (_nsd, s) = setup(NSP);
     let d = dig(s.addr, &["nonexistent.sixgate.test", "AAAA"]);
@@ -259,6 +269,8 @@ fn large_answer_is_truncated_over_udp_and_whole_over_tcp() {
     let d = dig(s.addr, &["+bufsize=1232", "+ignore", "many.big.test", "A"]);
     assert!(!d.has_flag("tc"));
     assert_eq!(d.answer.len(), 40);
+    let d = dig(s.addr, &["+bufsize=600", "+ignore", "many.big.test", "A"]);
+    assert!(d.has_flag("tc"), "{}", d.text);
     let d = dig(s.addr, &["+tcp", "+noedns", "many.big.test", "A"]);
     assert!(!d.has_flag("tc"));
     assert_eq!(d.answer.len(), 40);
@@ -387,5 +399,87 @@ fn client_subnets_choose_their_prefix_and_ipv6_listeners_work() {
     assert_eq!(
         dig(v4, &["a-only.sixgate.test", "AAAA"]).data("AAAA"),
         vec!["2001:db8:64::c633:640a"]
+    );
+}
+
+#[test]
+fn identical_queries_in_flight_are_sent_upstream_once() {
+    let nsd = start_nsd();
+    let slow = FakeForwarder::delaying(nsd.addr, Duration::from_millis(300));
+    let s = start_sixgate(&[slow.addr], &format!("{NSP}\nupstream_timeout_ms = 2000"));
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    for id in 0..20u16 {
+        socket
+            .send_to(&raw_query(id, "a-only.sixgate.test", 28, false), s.addr)
+            .unwrap();
+    }
+    let mut buf = [0u8; 512];
+    let mut answered = 0;
+    for _ in 0..20 {
+        let (n, _) = socket.recv_from(&mut buf).unwrap();
+        assert!(n > 12);
+        assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), 1, "one AAAA");
+        answered += 1;
+    }
+    assert_eq!(answered, 20);
+    // One AAAA and one A query went upstream, not 40.
+    assert_eq!(slow.seen.load(std::sync::atomic::Ordering::SeqCst), 2);
+    let (_, metrics) = s.sg.get("/metrics");
+    // The other 19 joined the first (or, had they come late, found its answer cached).
+    let joined = metric(&metrics, "sixgate_dns64_coalesced_total");
+    let hits = metric(&metrics, "sixgate_dns64_cache_hits_total");
+    assert_eq!(joined + hits, 19.0, "{metrics}");
+    assert!(joined >= 1.0, "{metrics}");
+}
+
+#[test]
+fn truncated_upstream_answer_is_asked_again_over_tcp() {
+    let (_nsd, s) = setup(NSP);
+    let d = dig(s.addr, &["+tcp", "huge.big.test", "A"]);
+    assert_eq!(d.status, "NOERROR");
+    assert_eq!(d.answer.len(), 100);
+    let d = dig(s.addr, &["+tcp", "huge.big.test", "AAAA"]);
+    assert_eq!(d.data("AAAA").len(), 100);
+    let (_, metrics) = s.sg.get("/metrics");
+    assert!(
+        metric(&metrics, "sixgate_dns64_upstream_tcp_fallbacks_total") >= 2.0,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn tcp_connections_are_limited_and_idle_ones_closed() {
+    let (_nsd, s) = setup(&format!(
+        "{NSP}\nmax_tcp_connections = 1\ntcp_idle_ms = 300"
+    ));
+    let first = TcpStream::connect(s.addr).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    // A second connection over the limit is closed at once.
+    let mut second = TcpStream::connect(s.addr).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    assert_eq!(second.read(&mut byte).unwrap_or(0), 0, "closed");
+    // The first one, idle, is closed after tcp_idle_ms.
+    let mut first = first;
+    first
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    assert_eq!(first.read(&mut byte).unwrap_or(1), 0, "closed when idle");
+    let (_, metrics) = s.sg.get("/metrics");
+    assert!(
+        metric(&metrics, "sixgate_dns64_dropped_total{reason=\"tcp_limit\"") >= 1.0,
+        "{metrics}"
+    );
+    // And a new connection works again.
+    assert_eq!(
+        dig(s.addr, &["+tcp", "a-only.sixgate.test", "AAAA"])
+            .data("AAAA")
+            .len(),
+        1
     );
 }

@@ -78,6 +78,7 @@ fn sixgate_and_unbound_agree_where_the_rfc_and_unbound_agree() {
         &["dual.sixgate.test", "AAAA"],
         &["v6only.sixgate.test", "AAAA"],
         &["alias.sixgate.test", "AAAA"],
+        &["www.old.sixgate.test", "AAAA"],
         &["private.sixgate.test", "AAAA"],
         &["private-and-global.sixgate.test", "AAAA"],
         &["nonexistent.sixgate.test", "AAAA"],

@@ -557,6 +557,43 @@ fn cname_chain_into_a_only_name_is_kept() {
 }
 
 #[test]
+fn dname_chain_is_kept() {
+    let dname = Record::from_rdata(
+        name("old.test."),
+        300,
+        RData::Unknown {
+            code: RecordType::DNAME,
+            rdata: hickory_proto::rr::rdata::NULL::with(vec![
+                3, b'n', b'e', b'w', 4, b't', b'e', b's', b't', 0,
+            ]),
+        },
+    );
+    let a_side = msg(
+        "www.old.test.",
+        RecordType::A,
+        ResponseCode::NoError,
+        vec![
+            dname.clone(),
+            cname("www.old.test.", 300, "www.new.test."),
+            a("www.new.test.", 100, "198.51.100.7"),
+        ],
+        None,
+    );
+    let out = synthesize(
+        &nodata("www.old.test.", RecordType::AAAA),
+        &a_side,
+        &policy(),
+        &nsp(),
+    );
+    assert_eq!(out.answers[0], dname);
+    assert_eq!(out.answers[1].record_type(), RecordType::CNAME);
+    assert_eq!(
+        addrs(&out),
+        vec!["2001:db8:64::c633:6407".parse::<Ipv6Addr>().unwrap()]
+    );
+}
+
+#[test]
 fn ttl_is_min_of_a_ttl_and_soa_negative_ttl() {
     let a_side = msg(
         "t.test.",

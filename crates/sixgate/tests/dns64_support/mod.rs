@@ -37,6 +37,8 @@ www.exempt IN A 198.51.100.20
 www.exempt IN AAAA 2001:db8::20
 short 1 IN A 198.51.100.30
 mx IN MX 10 a-only
+old IN DNAME new.sixgate.test.
+www.new IN A 198.51.100.40
 ";
 
 pub const REVERSE_ZONE: &str = "\
@@ -54,6 +56,10 @@ pub fn big_zone() -> String {
     );
     for i in 1..=40 {
         z.push_str(&format!("many IN A 198.51.100.{i}\n"));
+    }
+    // 100 records: more than 1232 bytes, so NSD truncates it over UDP.
+    for i in 1..=100 {
+        z.push_str(&format!("huge IN A 198.51.101.{i}\n"));
     }
     z
 }
