@@ -3,7 +3,7 @@
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -247,6 +247,7 @@ async fn serve<'t>(
     let up = AtomicU64::new(early_len);
     let down = AtomicU64::new(0);
     let activity = AtomicU64::new(0);
+    let one_done = AtomicBool::new(false);
     let result = {
         let copy = async {
             tokio::try_join!(
@@ -258,6 +259,7 @@ async fn serve<'t>(
                         counter: &route.stats.bytes_to_backend,
                         moved: &up,
                         activity: &activity,
+                        one_done: &one_done,
                         start
                     }
                 ),
@@ -269,6 +271,7 @@ async fn serve<'t>(
                         counter: &route.stats.bytes_to_client,
                         moved: &down,
                         activity: &activity,
+                        one_done: &one_done,
                         start
                     }
                 ),

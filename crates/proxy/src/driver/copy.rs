@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
@@ -50,6 +50,11 @@ pub struct Progress<'a> {
     pub moved: &'a AtomicU64,
     /// Milliseconds since `start` when a byte last moved (either way).
     pub activity: &'a AtomicU64,
+    /// Set by the first direction to reach end of stream. Only that one
+    /// half-closes its destination: when the second ends, both sockets are
+    /// closed anyway (which sends the FIN), so its shutdown would be a
+    /// wasted system call.
+    pub one_done: &'a AtomicBool,
     pub start: Instant,
 }
 
@@ -85,9 +90,11 @@ pub async fn one_way(
     userspace_loop(shared, src, dst, &progress).await
 }
 
-fn half_close(dst: &TcpStream) {
-    // The peer may be gone already; that ends the other direction too.
-    let _ = socket2::SockRef::from(dst).shutdown(Shutdown::Write);
+fn half_close(dst: &TcpStream, progress: &Progress<'_>) {
+    if !progress.one_done.swap(true, Ordering::Relaxed) {
+        // The peer may be gone already; that ends the other direction too.
+        let _ = socket2::SockRef::from(dst).shutdown(Shutdown::Write);
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -108,7 +115,7 @@ async fn splice_loop(
         let filled = match src.try_io(Interest::READABLE, || splice::fill(src_fd, &pipe)) {
             Ok(0) => {
                 shared.pipes.give(pipe);
-                half_close(dst);
+                half_close(dst, progress);
                 return Ok(());
             }
             Ok(n) => n,
@@ -149,7 +156,7 @@ async fn userspace_loop(
         let n = match src.try_read(&mut buf) {
             Ok(0) => {
                 shared.bufs.give(buf);
-                half_close(dst);
+                half_close(dst, progress);
                 return Ok(());
             }
             Ok(n) => n,
