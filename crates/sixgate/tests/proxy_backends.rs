@@ -211,3 +211,27 @@ fn connections_over_the_total_limit_are_closed_at_once() {
         1
     );
 }
+
+#[test]
+fn ipv4_clients_of_a_dual_stack_listener_match_ipv4_prefixes() {
+    let b = TestServer::named("B");
+    let mut proxy = Proxy::start(
+        "dualstack",
+        &format!(
+            "[proxy]\n[[proxy.listeners]]\nname = \"any\"\nlisten = [\"[::]:0\"]\nallow = [\"127.0.0.0/8\"]\n\
+             [[proxy.routes]]\nname = \"r\"\nbackends = [\"{}\"]\n",
+            b.addr
+        ),
+    );
+    let port = proxy.listener("any").port();
+    // 127.0.0.1 arrives as ::ffff:127.0.0.1 and is let in; ::1 is not.
+    assert_eq!(
+        exchange(format!("127.0.0.1:{port}").parse().unwrap(), b""),
+        "B\n"
+    );
+    assert_eq!(exchange(format!("[::1]:{port}").parse().unwrap(), b""), "");
+    assert_eq!(
+        proxy.metric("sixgate_proxy_rejections_total{reason=\"not_allowed\"}"),
+        1
+    );
+}

@@ -110,15 +110,10 @@ impl Pool {
     }
 
     /// Whether a pool built from `config` would be this one (so a reload can
-    /// keep it, tasks and all).
+    /// keep it, tasks and all). Any change builds a new pool, which still
+    /// keeps the state of the addresses it shares with this one.
     pub fn same_config(&self, config: &Route) -> bool {
-        self.config.backends == config.backends
-            && self.config.health_check_interval_ms == config.health_check_interval_ms
-            && self.config.health_check_timeout_ms == config.health_check_timeout_ms
-            && self.policy.unhealthy_after == config.unhealthy_after
-            && self.policy.healthy_after == config.healthy_after
-            && self.policy.eject_after == config.eject_after
-            && self.policy.eject_for == Duration::from_secs(config.eject_secs)
+        self.config == *config
     }
 
     pub fn endpoints(&self) -> Arc<Vec<Arc<Endpoint>>> {

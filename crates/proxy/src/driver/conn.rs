@@ -3,7 +3,7 @@
 
 use std::io::{self, IoSlice};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -121,8 +121,9 @@ async fn serve<'t>(
     let cfg = &lst.config;
     let deadline =
         tokio::time::Instant::from_std(start + Duration::from_millis(cfg.hello_timeout_ms));
-    let local = client.local_addr().unwrap_or(peer);
-    let mut dst = local;
+    // The address the client connected to, for a PROXY v2 header: from the
+    // header of a trusted load balancer, else asked of the socket when needed.
+    let mut dst = None;
     let trusted = prefix::any_contains(&cfg.proxy_protocol_from, peer.ip());
 
     // Bytes read before routing: a PROXY header, a ClientHello. Taken from
@@ -149,7 +150,7 @@ async fn serve<'t>(
                 Ok(Decoded::Header(header)) => {
                     if let Some((src, orig_dst)) = header.addresses {
                         record.client = src;
-                        dst = orig_dst;
+                        dst = Some(orig_dst);
                     }
                     data_start = header.len;
                     break;
@@ -227,8 +228,10 @@ async fn serve<'t>(
 
     // What the backend gets first: our PROXY v2 header, then what the client
     // sent so far (after its own PROXY header, which stops here).
-    let header = (route.config.proxy_protocol == ProxyProtocol::V2)
-        .then(|| proxy_protocol::encode_v2(record.client, dst, sni.as_ref().map(Name::as_bytes)));
+    let header = (route.config.proxy_protocol == ProxyProtocol::V2).then(|| {
+        let dst = dst.unwrap_or_else(|| client.local_addr().unwrap_or(peer));
+        proxy_protocol::encode_v2(record.client, dst, sni.as_ref().map(Name::as_bytes))
+    });
     let early = &buf.bytes()[data_start..];
     write_all2(
         &backend,
@@ -244,6 +247,7 @@ async fn serve<'t>(
     let up = AtomicU64::new(early_len);
     let down = AtomicU64::new(0);
     let activity = AtomicU64::new(0);
+    let one_done = AtomicBool::new(false);
     let result = {
         let copy = async {
             tokio::try_join!(
@@ -255,6 +259,7 @@ async fn serve<'t>(
                         counter: &route.stats.bytes_to_backend,
                         moved: &up,
                         activity: &activity,
+                        one_done: &one_done,
                         start
                     }
                 ),
@@ -266,6 +271,7 @@ async fn serve<'t>(
                         counter: &route.stats.bytes_to_client,
                         moved: &down,
                         activity: &activity,
+                        one_done: &one_done,
                         start
                     }
                 ),

@@ -5,7 +5,7 @@
 
 use std::io;
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
 
@@ -50,6 +50,11 @@ pub struct Progress<'a> {
     pub moved: &'a AtomicU64,
     /// Milliseconds since `start` when a byte last moved (either way).
     pub activity: &'a AtomicU64,
+    /// Set by the first direction to reach end of stream. Only that one
+    /// half-closes its destination: when the second ends, both sockets are
+    /// closed anyway (which sends the FIN), so its shutdown would be a
+    /// wasted system call.
+    pub one_done: &'a AtomicBool,
     pub start: Instant,
 }
 
@@ -85,9 +90,11 @@ pub async fn one_way(
     userspace_loop(shared, src, dst, &progress).await
 }
 
-fn half_close(dst: &TcpStream) {
-    // The peer may be gone already; that ends the other direction too.
-    let _ = socket2::SockRef::from(dst).shutdown(Shutdown::Write);
+fn half_close(dst: &TcpStream, progress: &Progress<'_>) {
+    if !progress.one_done.swap(true, Ordering::Relaxed) {
+        // The peer may be gone already; that ends the other direction too.
+        let _ = socket2::SockRef::from(dst).shutdown(Shutdown::Write);
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -104,36 +111,36 @@ async fn splice_loop(
     let (src_fd, dst_fd) = (src.as_raw_fd(), dst.as_raw_fd());
     loop {
         src.readable().await?;
+        // Hold one (empty) pipe while bytes keep coming; give it back when
+        // the source runs dry. On an error the pipe is dropped, data and all.
         let pipe = shared.pipes.take()?;
-        let filled = match src.try_io(Interest::READABLE, || splice::fill(src_fd, &pipe)) {
-            Ok(0) => {
-                shared.pipes.give(pipe);
-                half_close(dst);
-                return Ok(());
-            }
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                shared.pipes.give(pipe);
-                continue;
-            }
-            Err(err) => {
-                shared.pipes.give(pipe); // nothing went in
-                return Err(err);
-            }
-        };
-        let mut left = filled;
-        while left > 0 {
-            dst.writable().await?; // on error the pipe is dropped, data and all
-            match dst.try_io(Interest::WRITABLE, || splice::drain(&pipe, dst_fd, left)) {
-                Ok(n) => {
-                    left -= n;
-                    progress.note(n);
+        loop {
+            let filled = match src.try_io(Interest::READABLE, || splice::fill(src_fd, &pipe)) {
+                Ok(0) => {
+                    shared.pipes.give(pipe);
+                    half_close(dst, progress);
+                    return Ok(());
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    shared.pipes.give(pipe);
+                    break;
+                }
                 Err(err) => return Err(err),
+            };
+            let mut left = filled;
+            while left > 0 {
+                dst.writable().await?;
+                match dst.try_io(Interest::WRITABLE, || splice::drain(&pipe, dst_fd, left)) {
+                    Ok(n) => {
+                        left -= n;
+                        progress.note(n);
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) => return Err(err),
+                }
             }
         }
-        shared.pipes.give(pipe);
     }
 }
 
@@ -145,32 +152,34 @@ async fn userspace_loop(
 ) -> io::Result<()> {
     loop {
         src.readable().await?;
+        // Hold one buffer while bytes keep coming, as with the pipe above.
         let mut buf = shared.bufs.take();
-        let n = match src.try_read(&mut buf) {
-            Ok(0) => {
-                shared.bufs.give(buf);
-                half_close(dst);
-                return Ok(());
-            }
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                shared.bufs.give(buf);
-                continue;
-            }
-            Err(err) => return Err(err),
-        };
-        let mut off = 0;
-        while off < n {
-            dst.writable().await?;
-            match dst.try_write(&buf[off..n]) {
-                Ok(m) => {
-                    off += m;
-                    progress.note(m);
+        loop {
+            let n = match src.try_read(&mut buf) {
+                Ok(0) => {
+                    shared.bufs.give(buf);
+                    half_close(dst, progress);
+                    return Ok(());
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    shared.bufs.give(buf);
+                    break;
+                }
                 Err(err) => return Err(err),
+            };
+            let mut off = 0;
+            while off < n {
+                dst.writable().await?;
+                match dst.try_write(&buf[off..n]) {
+                    Ok(m) => {
+                        off += m;
+                        progress.note(m);
+                    }
+                    Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(err) => return Err(err),
+                }
             }
         }
-        shared.bufs.give(buf);
     }
 }

@@ -170,6 +170,7 @@ impl Proxy {
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         let stop = CancellationToken::new();
+        let mut accepting = tokio::task::JoinSet::new();
         let mut sockets = Vec::new();
         for listener in &config.listeners {
             for &addr in &listener.listen {
@@ -186,7 +187,7 @@ impl Proxy {
                 }
             }
             for listener in bound {
-                tokio::spawn(accept_loop(
+                accepting.spawn(accept_loop(
                     Arc::clone(shared),
                     listener,
                     Arc::clone(&name),
@@ -213,6 +214,9 @@ impl Proxy {
         // Drain: no new connections, then wait for the open ones.
         ready(false);
         stop.cancel();
+        // The accept loops drop their sockets as they end: once they all
+        // have, new clients are refused.
+        while accepting.join_next().await.is_some() {}
         let table = shared.table();
         let drain = Duration::from_secs(table.config.drain_timeout_secs);
         let open = shared.conns.load(Ordering::Relaxed);
