@@ -380,7 +380,7 @@ impl Translator {
         out.clear();
         let verdict = match packet.first().map(|b| b >> 4) {
             Some(6) => self.six_to_four(state, now_ms, packet, out),
-            Some(4) => self.four_to_six(state, now_ms, packet, out),
+            Some(4) => self.four_to_six_inner(state, now_ms, packet, out, false),
             _ => Verdict::Drop(Drop::Xlat(DropReason::UnknownVersion)),
         };
         if matches!(verdict, Verdict::Drop(_)) {
@@ -439,6 +439,15 @@ impl Translator {
         }
         if !self.prefix.contains(dst6) {
             return Verdict::Drop(Drop::NotOurs);
+        }
+        // A source that cannot be a host (or that is the prefix itself,
+        // which would loop) gets no state.
+        if src6.is_multicast()
+            || src6.is_unspecified()
+            || src6.is_loopback()
+            || self.prefix.contains(src6)
+        {
+            return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableSource));
         }
         let Some(z) = self.extract(dst6) else {
             return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableDestination));
@@ -509,7 +518,7 @@ impl Translator {
             middle.extend_from_slice(v4);
         }
         out.clear();
-        let v = self.four_to_six(state, now, &mut middle, out);
+        let v = self.four_to_six_inner(state, now, &mut middle, out, true);
         out.hairpin = middle;
         match v {
             Verdict::FourToSix => Verdict::Hairpin,
@@ -575,12 +584,15 @@ impl Translator {
 
     // ---- 4 → 6 ----
 
-    fn four_to_six<R: Random>(
+    /// `hairpin`: the packet is the IPv4 middle of a hairpin, whose source
+    /// is a pool4 address by design; from outside such a source is spoofed.
+    fn four_to_six_inner<R: Random>(
         &self,
         state: &mut State<R>,
         now: u64,
         packet: &mut [u8],
         out: &mut Packets,
+        hairpin: bool,
     ) -> Verdict {
         let (src4, dst4, ttl, hl, fragment, protocol, total) = {
             let Ok(ip) = Ipv4Packet::new_checked(&*packet) else {
@@ -602,6 +614,14 @@ impl Translator {
         let packet = &mut packet[..total];
         if !state.is_pool4_addr(dst4) {
             return Verdict::Drop(Drop::NotOurs);
+        }
+        if src4.is_unspecified()
+            || src4.is_broadcast()
+            || src4.is_multicast()
+            || src4.is_loopback()
+            || (!hairpin && state.is_pool4_addr(src4))
+        {
+            return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableSource));
         }
         if ttl <= 1 {
             return self.stateless(packet, out);

@@ -480,6 +480,33 @@ fn other_protocols_are_dropped() {
 }
 
 #[test]
+fn spoofed_or_martian_sources_create_no_state() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    for src in ["ff02::1", "::", "::1", "64:ff9b:1::c000:201"] {
+        let mut p = udp6(src, 1, S4_V6, 53, 64, b"a");
+        assert_eq!(
+            x.translate(&mut st, 0, &mut p, &mut out),
+            Verdict::Drop(Drop::Xlat(crate::siit::DropReason::UntranslatableSource)),
+            "{src}"
+        );
+    }
+    // An IPv4 packet claiming to come from pool4 itself, or from a martian.
+    let mut first = udp6(C6, 40000, S4_V6, 53, 64, b"q");
+    x.translate(&mut st, 0, &mut first, &mut out);
+    let t = ports(&check(&one(&out))).0;
+    for src in [POOL, "0.0.0.0", "127.0.0.1", "224.0.0.1", "255.255.255.255"] {
+        let mut r = udp4(src, 53, POOL, t, b"spoof");
+        assert_eq!(
+            x.translate(&mut st, 0, &mut r, &mut out),
+            Verdict::Drop(Drop::Xlat(crate::siit::DropReason::UntranslatableSource)),
+            "{src}"
+        );
+    }
+    assert_eq!(st.session_count(), 1);
+}
+
+#[test]
 fn every_drop_label_is_listed_once() {
     let labels = Drop::labels();
     let mut sorted = labels.clone();
