@@ -13,6 +13,9 @@
 #   bench/siit/run.sh [ROUNDS]      (as root; DUR=seconds per run, default 10;
 #                                    MODES="sixgate tayga kernel" by default)
 #
+# TAYGA refuses 64:ff9b:1::/96 as "reserved", so it gets a network-specific
+# pool6 (unused here: both hosts are EAM entries, "map" lines in TAYGA).
+#
 # Needs a release build (cargo build --release -p sixgate, or SIXGATE_BIN).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -88,7 +91,7 @@ start_tayga() {
 tun-device sgb-tayga
 ipv4-addr 192.0.2.1
 ipv6-addr 2001:db8:ff::1
-prefix 64:ff9b:1::/96
+prefix 2001:db8:64::/96
 map 198.51.100.2 2001:db8:46::2
 map 192.0.2.6 2001:db8:6::2
 data-dir $WORK/tayga

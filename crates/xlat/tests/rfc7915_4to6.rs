@@ -538,3 +538,14 @@ fn unmapped_destination_is_dropped() {
     let (v, _) = one(&siit, &udp4(H6_V4, H4, 64, true, b"x"));
     assert_eq!(v, Verdict::Drop(DropReason::UntranslatableDestination));
 }
+
+#[test]
+fn ttl_one_to_a_multicast_destination_gets_no_icmp_error() {
+    let (v, out) = one(&siit(), &udp4(H4, "224.0.0.251", 1, true, b"mdns"));
+    assert_eq!(
+        v,
+        Verdict::Drop(DropReason::UntranslatableDestination),
+        "pool6 never maps multicast"
+    );
+    assert!(out.is_empty());
+}

@@ -429,3 +429,40 @@ fn hairpin_to_an_eam_address_comes_back_as_ipv6_with_a_pool6_source() {
     });
     assert_eq!(one(&off, &pkt).0, Verdict::SixToFour);
 }
+
+#[test]
+fn an_eam_mapped_ipv4_host_is_reached_without_hairpin() {
+    // An EAM entry that names an IPv4 host: its IPv6 form is translated by
+    // the EAM and must go out as IPv4, not loop back to IPv6.
+    let mut c = config();
+    c.eam.push(
+        sixgate_xlat::EamEntry::new(
+            "198.51.100.2/32".parse().unwrap(),
+            "2001:db8:46::2/128".parse().unwrap(),
+        )
+        .unwrap(),
+    );
+    let siit = Siit::new(c);
+    let (v, out) = one(&siit, &udp6(H6, "2001:db8:46::2", 64, b"to v4 host"));
+    assert_eq!(v, Verdict::SixToFour);
+    assert_eq!(ipv4_of(&parse4(&out[0])).destination(), v4("198.51.100.2"));
+}
+
+#[test]
+fn multicast_with_hop_limit_one_gets_no_icmp_error() {
+    // The kernel's MLD report into the TUN device: fe80::1 -> ff02::16, hop
+    // limit 1. RFC 4443 §2.4 (e): no error about multicast; it is simply
+    // not translatable.
+    let mut pkt = icmp6_raw("fe80::1", "ff02::16", 143, 0, [0; 4], &[0; 20]);
+    pkt[7] = 1;
+    let (v, out) = one(&siit(), &pkt);
+    assert!(matches!(v, Verdict::Drop(_)), "{v:?}");
+    assert!(out.is_empty());
+}
+
+#[test]
+fn hop_limit_one_to_an_untranslatable_destination_is_just_dropped() {
+    let (v, out) = one(&siit(), &udp6(H6, "2001:db8:99::1", 1, b"x"));
+    assert_eq!(v, Verdict::Drop(DropReason::UntranslatableDestination));
+    assert!(out.is_empty());
+}
