@@ -23,7 +23,10 @@ fn run(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn the_example_config_passes_check() {
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/examples/nat64.toml");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/examples/nat64.toml"
+    );
     let (ok, out) = run(&["check", "--config", example]);
     assert!(ok, "{out}");
     assert!(out.contains("parts: nat64"), "{out}");
@@ -32,7 +35,10 @@ fn the_example_config_passes_check() {
 #[test]
 fn documentation_pool4_under_the_well_known_prefix_is_refused_with_file_line_and_key() {
     let dir = TempDir::new("nat64cfg");
-    let path = dir.write("bad.toml", "[nat64]\ntun = \"x\"\npool4 = [\"192.0.2.1\"]\n");
+    let path = dir.write(
+        "bad.toml",
+        "[nat64]\ntun = \"x\"\npool4 = [\"192.0.2.1\"]\n",
+    );
     let (ok, out) = run(&["check", "--config", path.to_str().unwrap()]);
     assert!(!ok, "{out}");
     assert!(out.contains("bad.toml:"), "{out}");
@@ -60,5 +66,8 @@ fn sessions_without_a_running_sixgate_says_so() {
     // environment, so the connection is refused at once.
     let (ok, out) = run(&["nat64", "sessions", "--admin", "127.0.0.1:9"]);
     assert!(!ok, "{out}");
-    assert!(out.contains("cannot reach the admin port 127.0.0.1:9"), "{out}");
+    assert!(
+        out.contains("cannot reach the admin port 127.0.0.1:9"),
+        "{out}"
+    );
 }

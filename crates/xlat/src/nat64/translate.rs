@@ -21,8 +21,8 @@
 //!   translated to IPv4 and then fed back through the 4→6 half.
 //!
 //! Packets whose hop limit or TTL runs out, and IPv6 packets with a Routing
-//! header to follow, go to `Siit::translate` untouched: it answers them with
-//! the RFC 7915 ICMP error, from its own address.
+//! header to follow, are answered here with the RFC 7915 ICMP error, from the
+//! translator's own address, before any state is made.
 //!
 //! Not implemented (dropped and counted as `fragment`): IP fragments. A
 //! stateful NAT64 needs the transport header of the first fragment to map the
@@ -343,6 +343,9 @@ fn refill_icmpv6_checksum(b: &mut [u8], at: usize) {
 pub struct Translator {
     siit: Siit,
     prefix: Prefix64,
+    /// Sources of the ICMP errors the translator makes itself.
+    own_v4: Option<Ipv4Addr>,
+    own_v6: Option<Ipv6Addr>,
 }
 
 impl Translator {
@@ -350,6 +353,10 @@ impl Translator {
     /// pool6, EAM table and hairpinning are replaced: the NAT64 prefix is
     /// pool6, there is no EAM, and hairpinning is the NAT64's own.
     pub fn new(prefix: Prefix64, template: SiitConfig) -> Self {
+        let own_v4 = template.own_ipv4;
+        let own_v6 = template
+            .own_ipv6
+            .or_else(|| own_v4.map(|a| prefix.embed_unchecked(a)));
         let config = SiitConfig {
             pool6: Some(prefix),
             eam: Vec::new(),
@@ -359,6 +366,8 @@ impl Translator {
         Self {
             siit: Siit::new(config),
             prefix,
+            own_v4,
+            own_v6,
         }
     }
 
@@ -389,15 +398,43 @@ impl Translator {
         verdict
     }
 
-    /// A packet the stateless translator handles alone (an ICMP error of
-    /// its own: hop limit, TTL, routing header).
-    fn stateless(&self, packet: &[u8], out: &mut Packets) -> Verdict {
-        match self.siit.translate(packet, &mut out.siit) {
-            SiitVerdict::IcmpError(r) => Verdict::IcmpError(Drop::Xlat(r)),
-            SiitVerdict::Drop(r) => Verdict::Drop(Drop::Xlat(r)),
-            // Neither can happen for a packet with an expired hop limit or
-            // TTL; if it did, nothing would have been mapped: drop.
-            _ => Verdict::Drop(Drop::Xlat(DropReason::Unsupported)),
+    /// RFC 7915 §5.1: the translator is a router; a hop limit that would
+    /// reach zero gets an ICMPv6 Time Exceeded from its own address, and a
+    /// Routing header with segments left a Parameter Problem. No state.
+    fn router_error_v6(
+        &self,
+        packet: &[u8],
+        t: u8,
+        pointer: u32,
+        why: DropReason,
+        out: &mut Packets,
+    ) -> Verdict {
+        let about_error = Ipv6Packet::new_unchecked(packet).walk().is_ok_and(|w| {
+            w.protocol == proto::ICMPV6 && packet.get(w.upper_at).is_some_and(|&t| t < 128)
+        });
+        match self.own_v6 {
+            Some(own) if !about_error => {
+                icmpv6_error(packet, own, t, 0, pointer, out);
+                Verdict::IcmpError(Drop::Xlat(why))
+            }
+            _ => Verdict::Drop(Drop::Xlat(why)),
+        }
+    }
+
+    /// RFC 7915 §4.1: a TTL that would reach zero gets an ICMPv4 Time
+    /// Exceeded from the translator's own address. No state.
+    fn router_error_v4(&self, packet: &[u8], hl: usize, out: &mut Packets) -> Verdict {
+        let why = DropReason::TtlExpired;
+        let about_error = packet[9] == proto::ICMP
+            && packet
+                .get(hl)
+                .is_some_and(|&t| matches!(t, 3 | 4 | 5 | 11 | 12));
+        match self.own_v4 {
+            Some(own) if !about_error => {
+                icmpv4_error(packet, own, icmp::v4::TIME_EXCEEDED, 0, out);
+                Verdict::IcmpError(Drop::Xlat(why))
+            }
+            _ => Verdict::Drop(Drop::Xlat(why)),
         }
     }
 
@@ -434,9 +471,6 @@ impl Translator {
             )
         };
         let packet = &mut packet[..total];
-        if hop <= 1 || walk.segments_left_at.is_some() {
-            return self.stateless(packet, out);
-        }
         if !self.prefix.contains(dst6) {
             return Verdict::Drop(Drop::NotOurs);
         }
@@ -448,6 +482,25 @@ impl Translator {
             || self.prefix.contains(src6)
         {
             return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableSource));
+        }
+        if let Some(at) = walk.segments_left_at {
+            let pointer = u32::try_from(at).unwrap_or(0);
+            return self.router_error_v6(
+                packet,
+                icmp::v6::PARAMETER_PROBLEM,
+                pointer,
+                DropReason::SegmentsLeft,
+                out,
+            );
+        }
+        if hop <= 1 {
+            return self.router_error_v6(
+                packet,
+                icmp::v6::TIME_EXCEEDED,
+                0,
+                DropReason::HopLimitExpired,
+                out,
+            );
         }
         let Some(z) = self.extract(dst6) else {
             return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableDestination));
@@ -624,7 +677,7 @@ impl Translator {
             return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableSource));
         }
         if ttl <= 1 {
-            return self.stateless(packet, out);
+            return self.router_error_v4(packet, hl, out);
         }
         if fragment {
             return Verdict::Drop(Drop::Fragment);
@@ -762,21 +815,16 @@ fn refused_v6(
     if icmp_err != Some(IcmpError::V6AddressUnreachable) || orig.len() < 40 {
         return Verdict::Drop(Drop::State(reason));
     }
-    let body = orig.len().min(1280 - 48);
-    let total = 48 + body;
-    let mut p = [0u8; 1280];
-    let p = &mut p[..total];
-    p[0] = 0x60;
-    p[4..6].copy_from_slice(&u16::try_from(8 + body).unwrap_or(0).to_be_bytes());
-    p[6] = proto::ICMPV6;
-    p[7] = 64;
-    p[8..24].copy_from_slice(&orig[24..40]);
-    p[24..40].copy_from_slice(&orig[8..24]);
-    p[40] = icmp::v6::DEST_UNREACHABLE;
-    p[41] = 3;
-    p[48..].copy_from_slice(&orig[..body]);
-    refill_icmpv6_checksum(p, 40);
-    out.push_own(p);
+    let mut from = [0u8; 16];
+    from.copy_from_slice(&orig[24..40]);
+    icmpv6_error(
+        orig,
+        Ipv6Addr::from(from),
+        icmp::v6::DEST_UNREACHABLE,
+        3,
+        0,
+        out,
+    );
     Verdict::IcmpError(Drop::State(reason))
 }
 
@@ -794,11 +842,48 @@ fn refused_v4(
         Some(IcmpError::V4AdminProhibited) => 13,
         _ => return Verdict::Drop(Drop::State(reason)),
     };
+    let from = Ipv4Addr::new(orig[16], orig[17], orig[18], orig[19]);
+    icmpv4_error(orig, from, icmp::v4::DEST_UNREACHABLE, code, out);
+    Verdict::IcmpError(Drop::State(reason))
+}
+
+/// An ICMPv6 error about `orig` (a whole IPv6 packet, at least 40 bytes),
+/// from `from` to its source, quoting as much as fits in 1280 bytes (RFC
+/// 4443 §2.4). `rest` is the pointer of a Parameter Problem.
+fn icmpv6_error(orig: &[u8], from: Ipv6Addr, t: u8, code: u8, rest: u32, out: &mut Packets) {
+    if orig.len() < 40 {
+        return;
+    }
+    let body = orig.len().min(1280 - 48);
+    let total = 48 + body;
+    let mut p = [0u8; 1280];
+    let p = &mut p[..total];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&u16::try_from(8 + body).unwrap_or(0).to_be_bytes());
+    p[6] = proto::ICMPV6;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&from.octets());
+    p[24..40].copy_from_slice(&orig[8..24]);
+    p[40] = t;
+    p[41] = code;
+    p[44..48].copy_from_slice(&rest.to_be_bytes());
+    p[48..].copy_from_slice(&orig[..body]);
+    refill_icmpv6_checksum(p, 40);
+    out.push_own(p);
+}
+
+/// An ICMPv4 error about `orig` (a whole IPv4 packet), from `from` to its
+/// source, quoting as much as fits in 576 bytes (RFC 1812 §4.3.2.3). Never
+/// about a packet from a broadcast, multicast, unspecified or loopback
+/// source.
+fn icmpv4_error(orig: &[u8], from: Ipv4Addr, t: u8, code: u8, out: &mut Packets) {
+    if orig.len() < 20 {
+        return;
+    }
     let src = Ipv4Addr::new(orig[12], orig[13], orig[14], orig[15]);
     if src.is_broadcast() || src.is_multicast() || src.is_unspecified() || src.is_loopback() {
-        return Verdict::Drop(Drop::State(reason));
+        return;
     }
-    // RFC 1812 §4.3.2.3: as much of the original as fits in 576 bytes.
     let body = orig.len().min(576 - 28);
     let total = 28 + body;
     let mut p = [0u8; 576];
@@ -807,15 +892,14 @@ fn refused_v4(
     p[2..4].copy_from_slice(&u16::try_from(total).unwrap_or(0).to_be_bytes());
     p[8] = 64;
     p[9] = proto::ICMP;
-    p[12..16].copy_from_slice(&orig[16..20]);
+    p[12..16].copy_from_slice(&from.octets());
     p[16..20].copy_from_slice(&orig[12..16]);
     let hc = checksum::checksum(&p[..20]);
     p[10..12].copy_from_slice(&hc.to_be_bytes());
-    p[20] = icmp::v4::DEST_UNREACHABLE;
+    p[20] = t;
     p[21] = code;
     p[28..].copy_from_slice(&orig[..body]);
     let ic = checksum::checksum(&p[20..]);
     p[22..24].copy_from_slice(&ic.to_be_bytes());
     out.push_own(p);
-    Verdict::IcmpError(Drop::State(reason))
 }

@@ -428,6 +428,38 @@ fn an_expiring_hop_limit_is_answered_by_the_translator_without_state() {
     );
     let s = check(out.get(0).unwrap());
     assert_eq!(addrs6(&s), (a6(OWN6), a6(C6)));
+    let Some(TransportSlice::Icmpv6(i)) = &s.transport else {
+        panic!()
+    };
+    assert!(matches!(
+        i.icmp_type(),
+        etherparse::Icmpv6Type::TimeExceeded(_)
+    ));
+    assert_eq!(st.session_count(), 0);
+}
+
+#[test]
+fn an_expiring_ttl_is_answered_from_the_own_ipv4_address_without_state() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut r = Vec::new();
+    PacketBuilder::ipv4(a4(S4), a4(POOL), 1)
+        .udp(53, 61001)
+        .write(&mut r, b"x")
+        .unwrap();
+    assert_eq!(
+        x.translate(&mut st, 0, &mut r, &mut out),
+        Verdict::IcmpError(Drop::Xlat(crate::siit::DropReason::TtlExpired))
+    );
+    let s = check(out.get(0).unwrap());
+    assert_eq!(addrs4(&s), (a4(POOL), a4(S4)));
+    let Some(TransportSlice::Icmpv4(i)) = &s.transport else {
+        panic!()
+    };
+    assert!(matches!(
+        i.icmp_type(),
+        etherparse::Icmpv4Type::TimeExceeded(_)
+    ));
     assert_eq!(st.session_count(), 0);
 }
 
