@@ -31,6 +31,8 @@ const POOL4: &str = "192.0.2.1";
 struct Topology {
     sixgate: Sixgate,
     tun: String,
+    config: std::path::PathBuf,
+    config_text: String,
     c6: Netns,
     s4: Netns,
     gw: Netns,
@@ -83,8 +85,8 @@ impl Topology {
             "# written by the nat64 namespace tests\n[nat64]\ntun = \"{tun}\"\nprefix = \"64:ff9b:1::/96\"\n\
              pool4 = [{pool4}]\nmanage_routes = true\n{extra}\n"
         );
-        let config = dir.write("nat64.toml", &text);
-        let config = config.to_str().expect("utf-8 temp path").to_owned();
+        let config_path = dir.write("nat64.toml", &text);
+        let config = config_path.to_str().expect("utf-8 temp path").to_owned();
         let mut sixgate = Sixgate::start(
             Some(&gw),
             &["nat64", "--config", &config, "--admin", "127.0.0.1:0"],
@@ -97,6 +99,8 @@ impl Topology {
         Self {
             sixgate,
             tun,
+            config: config_path,
+            config_text: text,
             c6,
             s4,
             gw,
@@ -727,6 +731,41 @@ fn hairpinning_joins_two_ipv6_hosts_through_a_pool4_address() {
     assert!(
         sessions.contains(&format!("session tcp [{WEB6}]:8080 {POOL4}:80 -> {POOL4}:")),
         "{sessions}"
+    );
+}
+
+#[test]
+fn sighup_applies_new_timeouts_to_running_sessions() {
+    if !common::have_root("sighup_applies_new_timeouts_to_running_sessions") {
+        return;
+    }
+    let mut t = Topology::start(
+        "s",
+        &format!("\"{POOL4}\""),
+        "allow_short_timeouts = true\n[nat64.timeouts]\nicmp = \"30s\"\n",
+        true,
+    );
+    let out = t.c6.try_exec(&["ping", "-6", "-c", "1", "-W", "2", S4_V6]);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = t.sessions();
+    assert!(s.contains("session icmp"), "{s}");
+    // 30 s from the ping, rounded up to whole seconds.
+    assert!(
+        ["expires_in=29s", "expires_in=30s", "expires_in=31s"]
+            .iter()
+            .any(|e| s.contains(e)),
+        "{s}"
+    );
+    let shorter = t.config_text.replace("icmp = \"30s\"", "icmp = \"1s\"");
+    std::fs::write(&t.config, shorter).unwrap();
+    t.sixgate.signal("HUP");
+    t.sixgate
+        .wait_for_log("timeouts and limits reloaded", Duration::from_secs(10));
+    assert!(
+        eventually(Duration::from_secs(5), || !t
+            .sessions()
+            .contains("session icmp")),
+        "the ICMP session kept its old timeout"
     );
 }
 

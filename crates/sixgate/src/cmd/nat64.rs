@@ -551,6 +551,8 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     );
 
     let mut done_rx = done_rx;
+    let mut config_rx = ctx.config.clone();
+    let mut running = section.clone();
     let result = loop {
         // Expiry: sleep until the state's next deadline (at most 1 s, so new
         // sessions are seen), then expire.
@@ -567,6 +569,15 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
                 break (&mut done_rx).await;
             }
             result = &mut done_rx => break result,
+            changed = config_rx.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let new = config_rx.borrow_and_update().nat64.clone();
+                if let Some(new) = new {
+                    reload(&shared, &mut running, new);
+                }
+            }
             () = tokio::time::sleep(Duration::from_millis(wait)) => {
                 let now = shared.now_ms();
                 let expired = shared.lock().handle_timeout(now);
@@ -589,6 +600,47 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
         Ok(Err(err)) => Err(err).context("the packet loop failed"),
         Err(_) => anyhow::bail!("the packet thread ended without a word"),
     }
+}
+
+/// SIGHUP: timeouts and limits apply to the running state at once (each
+/// session then expires at its last refresh plus the new timeout); the keys
+/// that shape the device, the routes or the tables need a restart.
+fn reload(shared: &Shared, running: &mut Section, new: Section) {
+    let mut needs_restart = Vec::new();
+    if new.tun != running.tun || new.mtu != running.mtu {
+        needs_restart.push("tun/mtu");
+    }
+    if new.prefix != running.prefix || new.pool4 != running.pool4 {
+        needs_restart.push("prefix/pool4");
+    }
+    if new.static_bib != running.static_bib || new.filtering != running.filtering {
+        needs_restart.push("static_bib/filtering");
+    }
+    if new.manage_routes != running.manage_routes || new.masquerade != running.masquerade {
+        needs_restart.push("manage_routes/masquerade");
+    }
+    if new.own_ipv4 != running.own_ipv4
+        || new.own_ipv6 != running.own_ipv6
+        || new.lowest_ipv6_mtu != running.lowest_ipv6_mtu
+    {
+        needs_restart.push("own_ipv4/own_ipv6/lowest_ipv6_mtu");
+    }
+    if !needs_restart.is_empty() {
+        tracing::warn!(
+            "nat64: changed {} only take effect after a restart",
+            needs_restart.join(", ")
+        );
+    }
+    if let Ok(config) = new.state_config() {
+        let mut state = shared.lock();
+        state.set_timeouts(config.timeouts);
+        state.set_limits(config.limits);
+    }
+    tracing::info!("nat64: timeouts and limits reloaded");
+    running.timeouts = new.timeouts;
+    running.max_sessions = new.max_sessions;
+    running.max_sessions_per_source = new.max_sessions_per_source;
+    running.on_limit = new.on_limit;
 }
 
 /// A seed for port randomisation and table hashing, from the OS.
