@@ -40,6 +40,8 @@ const MIN_MTU: u32 = 1280;
 const MAX_MTU: u32 = 65_535;
 /// Packets handled per lock of the state.
 const BATCH: usize = 64;
+/// Expired sessions handled per lock of the state.
+const EXPIRY_ROUND: usize = 4096;
 
 // ---------------------------------------------------------------------------
 // CLI
@@ -579,8 +581,18 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
                 }
             }
             () = tokio::time::sleep(Duration::from_millis(wait)) => {
+                // In rounds, letting go of the lock in between so that a
+                // mass expiry never stalls the packet thread for long.
                 let now = shared.now_ms();
-                let expired = shared.lock().handle_timeout(now);
+                let mut expired = 0;
+                loop {
+                    let (n, more) = shared.lock().handle_timeout_at_most(now, EXPIRY_ROUND);
+                    expired += n;
+                    if !more {
+                        break;
+                    }
+                    tokio::task::yield_now().await;
+                }
                 if expired > 0 {
                     tracing::debug!(expired, "sessions expired");
                 }

@@ -768,8 +768,16 @@ impl<R: Random> State<R> {
     /// Expires every session whose lifetime ended at or before `now_ms`;
     /// returns how many were deleted. Costs O(sessions that expire).
     pub fn handle_timeout(&mut self, now_ms: u64) -> u64 {
+        self.handle_timeout_at_most(now_ms, usize::MAX).0
+    }
+
+    /// Like [`State::handle_timeout`], but looks at no more than `budget`
+    /// expired sessions, so that a caller holding a lock can let go between
+    /// rounds. Returns (deleted, whether expired sessions remain).
+    pub fn handle_timeout_at_most(&mut self, now_ms: u64, budget: usize) -> (u64, bool) {
         let now = self.clock(now_ms);
         let mut deleted = 0;
+        let mut seen = 0usize;
         for pi in 0..3 {
             for timer in ALL_TIMERS {
                 while let Some(idx) = self.tables[pi].head(timer) {
@@ -777,6 +785,10 @@ impl<R: Random> State<R> {
                     if self.expiry_ms(s.stamp, timer) > now {
                         break;
                     }
+                    if seen >= budget {
+                        return (deleted, true);
+                    }
+                    seen += 1;
                     let keep = if pi == Proto::Tcp.index() {
                         TcpState::from_u8(s.state).and_then(tcp::expire)
                     } else {
@@ -797,7 +809,7 @@ impl<R: Random> State<R> {
                 }
             }
         }
-        deleted
+        (deleted, false)
     }
 
     /// Sessions of all protocols together.

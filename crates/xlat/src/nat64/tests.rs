@@ -507,6 +507,42 @@ fn a_clock_that_steps_back_does_not_expire_anything_early() {
     assert_eq!(s.handle_timeout(15 * MIN), 2);
 }
 
+#[test]
+fn expiry_in_bounded_rounds_deletes_everything_due_and_nothing_else() {
+    let mut s = state(config(&["192.0.2.1"]));
+    for port in 0..100 {
+        s.outbound(
+            0,
+            Proto::Udp,
+            v6("2001:db8::1", port),
+            server(),
+            TcpFlags::NONE,
+        )
+        .unwrap();
+    }
+    s.outbound(
+        MIN,
+        Proto::Udp,
+        v6("2001:db8::2", 1),
+        server(),
+        TcpFlags::NONE,
+    )
+    .unwrap();
+    let mut rounds = 0;
+    let mut deleted = 0;
+    loop {
+        let (d, more) = s.handle_timeout_at_most(5 * MIN, 30);
+        deleted += d;
+        rounds += 1;
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(deleted, 100);
+    assert_eq!(rounds, 4);
+    assert_eq!(s.session_count(), 1);
+}
+
 // ---- TCP states ----
 
 /// Opens a connection from the IPv6 side: V6 SYN, then the V4 SYN/ACK.
