@@ -101,6 +101,32 @@ impl Routes {
         Ok(())
     }
 
+    /// Makes the added routes `wanted`: removes those no longer wanted, adds
+    /// the new ones. Keeps going past failures (logged); returns how many.
+    pub fn reconcile(&mut self, wanted: &[RoutePrefix]) -> usize {
+        let mut failed = 0;
+        let stale: Vec<RoutePrefix> = self
+            .added
+            .iter()
+            .filter(|p| !wanted.contains(p))
+            .copied()
+            .collect();
+        for prefix in stale {
+            if !self.remove(prefix) {
+                failed += 1;
+            }
+        }
+        for prefix in wanted {
+            if !self.added.contains(prefix) {
+                if let Err(err) = self.add(*prefix) {
+                    tracing::warn!("{err}");
+                    failed += 1;
+                }
+            }
+        }
+        failed
+    }
+
     /// The routes added so far.
     pub fn added(&self) -> &[RoutePrefix] {
         &self.added
@@ -109,20 +135,34 @@ impl Routes {
     /// Removes every route added, newest first. Failures are logged: at exit
     /// there is nothing better to do with them.
     pub fn remove_all(&mut self) {
-        while let Some(prefix) = self.added.pop() {
-            match ip(&prefix, "del", &self.dev) {
-                Ok(out) if out.status.success() => {
-                    tracing::info!("removed route {prefix} dev {}", self.dev);
-                }
-                Ok(out) => tracing::warn!(
+        while let Some(&prefix) = self.added.last() {
+            self.remove(prefix);
+        }
+    }
+
+    /// Removes one added route; false (logged) if `ip` refused. Either way
+    /// it is no longer ours to remove.
+    fn remove(&mut self, prefix: RoutePrefix) -> bool {
+        self.added.retain(|p| *p != prefix);
+        match ip(&prefix, "del", &self.dev) {
+            Ok(out) if out.status.success() => {
+                tracing::info!("removed route {prefix} dev {}", self.dev);
+                true
+            }
+            Ok(out) => {
+                tracing::warn!(
                     "cannot remove route {prefix} dev {}: {}",
                     self.dev,
                     stderr_line(&out)
-                ),
-                Err(err) => tracing::warn!(
+                );
+                false
+            }
+            Err(err) => {
+                tracing::warn!(
                     "cannot run `ip` to remove route {prefix} dev {}: {err}",
                     self.dev
-                ),
+                );
+                false
             }
         }
     }

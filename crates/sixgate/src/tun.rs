@@ -1,11 +1,12 @@
 //! A Linux TUN device: open by name, set its MTU, bring it up, read and
 //! write whole IP packets.
 //!
-//! One queue, non-blocking file descriptor, no packet information header
+//! One non-blocking file descriptor per queue (one queue unless asked for
+//! more with [`Tun::open_queues`]), no packet information header
 //! (`IFF_NO_PI`): each `read` returns exactly one IPv4 or IPv6 packet and each
 //! `write` injects one into the kernel's stack. The device lives as long as
-//! the [`Tun`] value (it is not made persistent), so the kernel deletes it and
-//! every route through it when the process ends, however it ends.
+//! its [`Tun`] values (it is not made persistent), so the kernel deletes it
+//! and every route through it when the process ends, however it ends.
 //!
 //! # Threading model
 //!
@@ -14,9 +15,9 @@
 //! drains the device until `EAGAIN` and then sleeps in `poll(2)` on the
 //! device and on a [`Waker`] (an `eventfd`), which the async side triggers to
 //! stop it. That keeps the hot path free of task scheduling and wake-up
-//! bookkeeping, gives each queue a core of its own when multi-queue TUN
-//! arrives (one `Tun` per queue, one thread each), and still stops promptly
-//! on shutdown. `recv`/`send` take `&self`, so NAT64 can share one device
+//! bookkeeping, gives each queue a core of its own (one `Tun` per queue,
+//! one thread each), and still stops promptly on shutdown: the `eventfd`
+//! stays readable once written, so one wake stops every queue's thread. `recv`/`send` take `&self`, so NAT64 can share one device
 //! between a reading thread and a timer task if it needs to.
 //!
 //! All `unsafe` of the binary lives in this module, each block with its
@@ -85,10 +86,35 @@ pub struct Tun {
 }
 
 impl Tun {
-    /// Creates (or attaches to) the TUN device `name`, in non-blocking mode.
-    /// A name with `%d` lets the kernel pick the number; [`Tun::name`] tells
-    /// which it picked.
+    /// Creates (or attaches to) the TUN device `name`, one queue, in
+    /// non-blocking mode. A name with `%d` lets the kernel pick the number;
+    /// [`Tun::name`] tells which it picked.
     pub fn open(name: &str) -> Result<Self, TunError> {
+        Self::open_queue(name, libc::IFF_TUN | libc::IFF_NO_PI)
+    }
+
+    /// Creates the TUN device `name` with `queues` queues (`IFF_MULTI_QUEUE`
+    /// when more than one): one file descriptor each, all of the same
+    /// device. The kernel spreads packets over the queues by flow hash, so
+    /// one thread per queue translates flows in parallel.
+    pub fn open_queues(name: &str, queues: usize) -> Result<Vec<Self>, TunError> {
+        if queues <= 1 {
+            return Ok(vec![Self::open(name)?]);
+        }
+        let flags = libc::IFF_TUN | libc::IFF_NO_PI | libc::IFF_MULTI_QUEUE;
+        let first = Self::open_queue(name, flags)?;
+        // With `%d` in the name, the other queues attach to the device the
+        // kernel created for the first one.
+        let actual = first.name.clone();
+        let mut all = Vec::with_capacity(queues);
+        all.push(first);
+        for _ in 1..queues {
+            all.push(Self::open_queue(&actual, flags)?);
+        }
+        Ok(all)
+    }
+
+    fn open_queue(name: &str, flags: libc::c_int) -> Result<Self, TunError> {
         check_name(name).map_err(|reason| TunError::Name {
             name: name.to_owned(),
             reason,
@@ -100,9 +126,11 @@ impl Tun {
             .open("/dev/net/tun")
             .map_err(TunError::Open)?;
         let mut req = ifreq(name);
-        // The flags field is a C short; both flags fit in its low 13 bits.
-        req.ifr_ifru.ifru_flags = c_short::try_from(libc::IFF_TUN | libc::IFF_NO_PI)
-            .expect("IFF_TUN | IFF_NO_PI is 0x1001, which fits in a short");
+        // The flags field is a C short; the TUN flags are all below 0x8000.
+        req.ifr_ifru.ifru_flags = c_short::try_from(flags).map_err(|_| TunError::Create {
+            name: name.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "flags do not fit a short"),
+        })?;
         // SAFETY: the fd is an open /dev/net/tun; TUNSETIFF reads and writes
         // one `struct ifreq`, and `req` is a valid, exclusively borrowed ifreq
         // that outlives the call.
@@ -287,7 +315,7 @@ impl Waker {
         let _ = unsafe { libc::write(self.fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
     }
 
-    /// Whether [`Waker::wake`] has been called: a relaxed-cost check the
+    /// Whether [`Waker::wake`] has been called: a cheap check the
     /// packet loop makes between packets, so a busy device still stops.
     #[inline]
     pub fn is_woken(&self) -> bool {

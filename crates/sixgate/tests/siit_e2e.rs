@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::{have_root, Netns};
 use siit_net::{
-    eventually, http_server, metric_value, random_file, sha256, text, Options, Topology, GW4, H4,
-    H4_AS_V6, H6, H6_AS_V4, OWN_V4, OWN_V6,
+    config_text, eventually, http_server, metric_value, random_file, sha256, text, Options,
+    Topology, GW4, H4, H4_AS_V6, H6, H6B_AS_V4, H6_AS_V4, OWN_V4, OWN_V6,
 };
 
 #[test]
@@ -35,11 +35,19 @@ fn ping_crosses_the_translator_both_ways() {
 }
 
 #[test]
-fn curl_moves_12_mb_through_the_translator_with_matching_sha256() {
-    if !have_root("curl_moves_12_mb_through_the_translator_with_matching_sha256") {
+fn curl_moves_12_mb_through_a_two_queue_translator_with_matching_sha256() {
+    if !have_root("curl_moves_12_mb_through_a_two_queue_translator_with_matching_sha256") {
         return;
     }
-    let net = Topology::start("curl", Options::default());
+    let net = Topology::start(
+        "curl",
+        Options {
+            queues: 2,
+            ..Options::default()
+        },
+    );
+    let link = net.gw.exec(&["ip", "-d", "link", "show", &net.tun]);
+    assert!(link.contains("multi_queue"), "{link}");
     let served = net.dir.path().join("served");
     std::fs::create_dir_all(&served).expect("mkdir");
     let blob = served.join("blob.bin");
@@ -78,6 +86,38 @@ fn curl_moves_12_mb_through_the_translator_with_matching_sha256() {
     ]);
     assert!(out.status.success(), "curl {url}:\n{}", text(&out));
     assert_eq!(sha256(&got), want, "the file fetched from h6 differs");
+}
+
+#[test]
+fn ipv6_hosts_reach_each_other_through_their_ipv4_forms_by_hairpinning() {
+    if !have_root("ipv6_hosts_reach_each_other_through_their_ipv4_forms_by_hairpinning") {
+        return;
+    }
+    let net = Topology::start(
+        "hairpin",
+        Options {
+            second_v6_host: true,
+            ..Options::default()
+        },
+    );
+    // h6 knows h6b only by its IPv4 address 192.0.2.8, written under pool6
+    // (what a DNS64 would hand out): RFC 7757 §4.2, 6->4->6 in one pass.
+    let h6b_pool6 = "64:ff9b:1::c000:208";
+    let out = net
+        .h6
+        .try_exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", h6b_pool6]);
+    assert!(out.status.success(), "h6 -> h6b:\n{}", text(&out));
+    let hairpins = net.metric("sixgate_siit_packets_total{direction=\"hairpin\"}");
+    assert!(
+        hairpins >= 6,
+        "3 requests and 3 replies hairpinned, got {hairpins}"
+    );
+
+    // h4 still reaches h6b by its EAM address, without a hairpin.
+    let out = net
+        .h4
+        .try_exec(&["ping", "-c", "2", "-i", "0.2", "-W", "2", H6B_AS_V4]);
+    assert!(out.status.success(), "h4 -> h6b:\n{}", text(&out));
 }
 
 /// A UDP echo server in python, bound to `addr:port`, in `ns`.
@@ -147,17 +187,21 @@ fn udp_datagrams_are_echoed_across_the_translator_both_ways() {
     // A datagram larger than any link: fragmented by the sender, translated
     // fragment by fragment, reassembled by the receiver.
     let big = "x".repeat(4000);
-    let reply = nc_udp(&net.h4, H6_AS_V4, 5353, &big);
-    assert_eq!(
-        reply.len(),
-        big.len() + "echo:".len(),
-        "4000-byte datagram 4->6"
+    let want = big.len() + "echo:".len();
+    let mut got = 0;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            got = nc_udp(&net.h4, H6_AS_V4, 5353, &big).len();
+            got == want
+        }),
+        "4000-byte datagram 4->6: {got} bytes came back, not {want}"
     );
-    let reply = nc_udp(&net.h6, H4_AS_V6, 5353, &big);
-    assert_eq!(
-        reply.len(),
-        big.len() + "echo:".len(),
-        "4000-byte datagram 6->4"
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            got = nc_udp(&net.h6, H4_AS_V6, 5353, &big).len();
+            got == want
+        }),
+        "4000-byte datagram 6->4: {got} bytes came back, not {want}"
     );
 }
 
@@ -211,7 +255,15 @@ fn metrics_count_packets_by_direction_and_drops_by_reason() {
     if !have_root("metrics_count_packets_by_direction_and_drops_by_reason") {
         return;
     }
-    let net = Topology::start("metrics", Options::default());
+    // Through `sixgate run` this time: the same part, started by the
+    // every-section command.
+    let net = Topology::start(
+        "metrics",
+        Options {
+            via_run: true,
+            ..Options::default()
+        },
+    );
     let out = net
         .h6
         .try_exec(&["ping", "-c", "4", "-i", "0.2", "-W", "2", H4_AS_V6]);
@@ -261,6 +313,69 @@ fn metrics_count_packets_by_direction_and_drops_by_reason() {
     assert!(after >= before + 3, "{sample}: {before} -> {after}");
     let drops = net.metric("sixgate_siit_packets_total{direction=\"drop\"}");
     assert!(drops >= 3, "drop verdicts: {drops}");
+
+    // The admin port also shows the table in force.
+    let (status, table) = net.admin_get("/siit");
+    assert_eq!(status, 200, "{table}");
+    assert!(
+        table.contains(&format!("eam {H4}/32 <-> {H4_AS_V6}/128")),
+        "{table}"
+    );
+    assert!(
+        table.contains(&format!("route {H6_AS_V4}/32 dev {}", net.tun)),
+        "{table}"
+    );
+}
+
+#[test]
+fn sighup_reloads_the_eam_table_and_its_routes() {
+    if !have_root("sighup_reloads_the_eam_table_and_its_routes") {
+        return;
+    }
+    let mut net = Topology::start("reload", Options::default());
+    let ping = |ns: &Netns, addr: &str| {
+        ns.try_exec(&["ping", "-c", "1", "-W", "1", addr])
+            .status
+            .success()
+    };
+    assert!(
+        ping(&net.h4, H6_AS_V4),
+        "h6 unreachable as {H6_AS_V4} before the reload"
+    );
+
+    // h6 moves from 192.0.2.6 to 192.0.2.9 in the EAM table.
+    let renumbered = "192.0.2.9";
+    let text = config_text(&net.tun).replace(
+        &format!("ipv4 = \"{H6_AS_V4}\""),
+        &format!("ipv4 = \"{renumbered}\""),
+    );
+    assert!(text.contains(renumbered));
+    std::fs::write(net.dir.path().join("siit.toml"), text).expect("rewrite the config");
+    net.sixgate.signal("HUP");
+    net.sixgate
+        .wait_for_log("siit reloaded", Duration::from_secs(10));
+
+    let routes = net.gw.exec(&["ip", "-4", "route", "show", "dev", &net.tun]);
+    assert!(
+        routes.contains(renumbered),
+        "no route to {renumbered}:\n{routes}"
+    );
+    assert!(
+        !routes.contains(H6_AS_V4),
+        "stale route to {H6_AS_V4}:\n{routes}"
+    );
+    assert!(
+        ping(&net.h4, renumbered),
+        "h6 unreachable as {renumbered} after the reload"
+    );
+    assert!(
+        !ping(&net.h4, H6_AS_V4),
+        "h6 still reachable as {H6_AS_V4} after the reload"
+    );
+    assert!(
+        ping(&net.h6, H4_AS_V6),
+        "h4 unreachable from h6 after the reload"
+    );
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! RFC 7915: IP/ICMP Translation Algorithm, both directions.
 //!
+//! Comments cite the RFC section each rule comes from, in our own words.
+//!
 //! §4 translates IPv4 to IPv6, §5 IPv6 to IPv4. Addresses come from the EAM
 //! table (RFC 7757 §3.1: consulted first) and then from pool6 (RFC 6052).
 //! Checksums of TCP and UDP, and of ICMP echo messages, are updated
@@ -15,8 +17,8 @@ use crate::wire::icmp::{self, IcmpPacket};
 use crate::wire::ipv6::{emit_fragment_header, FRAG_HEADER_LEN};
 use crate::wire::{be16, ipv4, ipv6, proto, set_be16, tcp, udp, Ipv4Packet, Ipv6Packet};
 
-/// RFC 7915 §5.1: "If the size of the translated IPv4 packet is less than or
-/// equal to 1260 bytes, [DF] is set to zero; otherwise, it is set to one."
+/// RFC 7915 §5.1: If the size of the translated IPv4 packet is less than or
+/// equal to 1260 bytes, [DF] is set to zero; otherwise, it is set to one.
 const DF_THRESHOLD: usize = 1260;
 /// RFC 1812 §4.3.2.3: an ICMPv4 error is at most 576 bytes long.
 const ICMPV4_ERROR_MAX: usize = 576;
@@ -68,7 +70,7 @@ pub(crate) fn pointer_6to4(p: u32) -> Option<u8> {
 }
 
 /// RFC 7915 §4.2: ICMPv4 error type/code → ICMPv6 type/code, and how the
-/// 4-byte "rest of header" is rebuilt. `None`: drop silently.
+/// 4-byte rest of header is rebuilt. `None`: drop silently.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Rest {
     Zero,
@@ -201,7 +203,7 @@ fn write_v4_header(
 
 /// Adjusts the TCP or UDP checksum at `at` in `seg` (when the segment holds
 /// it) from the `old` pseudo-header address sum to `new`. A UDP checksum of
-/// zero stays zero ("no checksum"); callers decide what zero means first.
+/// zero stays zero (no checksum); callers decide what zero means first.
 fn fix_l4_checksum(protocol: u8, seg: &mut [u8], old: u64, new: u64) {
     let at = match protocol {
         proto::TCP => tcp::CHECKSUM_AT,
@@ -303,7 +305,7 @@ impl Siit {
 }
 
 /// IPv4 addresses pool6 never translates (Jool's default deny list for
-/// SIIT): "this network" 0.0.0.0/8, loopback 127.0.0.0/8, link-local
+/// SIIT): this network 0.0.0.0/8, loopback 127.0.0.0/8, link-local
 /// 169.254.0.0/16, multicast 224.0.0.0/4 and the limited broadcast. They
 /// mean something only on their own link or host. An EAM entry still maps
 /// them if the operator writes one.
@@ -361,8 +363,8 @@ impl Siit {
             None => return Err(DropReason::UntranslatableSource),
         };
 
-        // §4.1 "Time to Live": the translator is a router. "If the TTL is
-        // zero after decrement, the translator sends ICMPv4 Time Exceeded".
+        // §4.1 Time to Live: the translator is a router. If the TTL is
+        // zero after decrement, the translator sends ICMPv4 Time Exceeded.
         if ip.ttl() <= 1 {
             return Ok(self.icmpv4_error(
                 whole,
@@ -373,9 +375,9 @@ impl Siit {
                 out,
             ));
         }
-        // §4.1 "IPv4 options": "If a Source Route option is present that has
+        // §4.1 IPv4 options: If a Source Route option is present that has
         // not yet expired, the translator SHOULD send an ICMPv4 Destination
-        // Unreachable, Source Route Failed (Type 3, Code 5) error".
+        // Unreachable, Source Route Failed (Type 3, Code 5) error.
         if ip.has_unexpired_source_route() {
             return Ok(self.icmpv4_error(
                 whole,
@@ -387,6 +389,10 @@ impl Siit {
             ));
         }
 
+        if ip.protocol() == proto::ICMPV6 {
+            // ICMPv6 carried in IPv4 would reach the IPv6 host unchecked.
+            return Err(DropReason::IcmpUntranslatable);
+        }
         let is_frag = ip.is_fragment();
         if is_icmp && is_frag {
             // The ICMPv6 checksum covers a pseudo-header and the whole
@@ -409,14 +415,19 @@ impl Siit {
         let mtu = usize::from(self.config.lowest_ipv6_mtu);
         let max_len = ipv6::HEADER_LEN + fh_len + upper_cap;
 
-        // §4: "If the DF flag is not set and the IPv4 packet will result in
+        // §4: If the DF flag is not set and the IPv4 packet will result in
         // an IPv6 packet larger than lowest-ipv6-mtu bytes, the packet MUST
         // be fragmented so the resulting IPv6 packet (with Fragment header
         // added to each fragment) will be less than or equal to
-        // lowest-ipv6-mtu bytes."
+        // lowest-ipv6-mtu bytes.
         if ip.dont_frag() || max_len <= mtu {
             let b = out.push(max_len);
-            let n = self.upper_4to6(&ip, src6, dst6, &mut b[ipv6::HEADER_LEN + fh_len..])?;
+            let n = self.upper_4to6(
+                &ip,
+                (src6, dst6),
+                hairpin,
+                &mut b[ipv6::HEADER_LEN + fh_len..],
+            )?;
             let payload_len = u16_len(fh_len + n)?;
             if is_frag {
                 emit_fragment_header(
@@ -438,7 +449,7 @@ impl Siit {
         scratch.clear();
         scratch.resize(upper_cap, 0);
         let r = self
-            .upper_4to6(&ip, src6, dst6, &mut scratch)
+            .upper_4to6(&ip, (src6, dst6), hairpin, &mut scratch)
             .and_then(|n| {
                 let data = &scratch[..n];
                 if usize::from(ip.frag_offset()) + n > usize::from(u16::MAX) {
@@ -492,14 +503,14 @@ impl Siit {
     fn upper_4to6<T: AsRef<[u8]>>(
         &self,
         ip: &Ipv4Packet<T>,
-        src6: Ipv6Addr,
-        dst6: Ipv6Addr,
+        (src6, dst6): (Ipv6Addr, Ipv6Addr),
+        hairpin: bool,
         dst: &mut [u8],
     ) -> Result<usize> {
         let payload = ip.payload();
         let first = ip.frag_offset_units() == 0;
         match ip.protocol() {
-            proto::ICMP => self.icmp_4to6(payload, src6, dst6, dst),
+            proto::ICMP => self.icmp_4to6(payload, (src6, dst6), hairpin, dst),
             p @ (proto::TCP | proto::UDP) if first => {
                 let seg = dst
                     .get_mut(..payload.len())
@@ -514,9 +525,9 @@ impl Siit {
                     return Err(DropReason::MalformedTransport);
                 }
                 if p == proto::UDP && be16(seg, udp::CHECKSUM_AT) == 0 {
-                    // §4.5: "the translator MUST compute the missing UDP
-                    // checksum" for unfragmented packets; fragments "SHOULD
-                    // be dropped" (the rest of the datagram is not here).
+                    // §4.5: the translator MUST compute the missing UDP
+                    // checksum for unfragmented packets; fragments SHOULD
+                    // be dropped (the rest of the datagram is not here).
                     if ip.is_fragment() {
                         return Err(DropReason::UdpZeroChecksumFragment);
                     }
@@ -555,18 +566,18 @@ impl Siit {
     fn icmp_4to6(
         &self,
         msg: &[u8],
-        src6: Ipv6Addr,
-        dst6: Ipv6Addr,
+        (src6, dst6): (Ipv6Addr, Ipv6Addr),
+        hairpin: bool,
         dst: &mut [u8],
     ) -> Result<usize> {
         let m = IcmpPacket::new_checked(msg).map_err(|_| DropReason::MalformedIcmp)?;
         let len32 = u32::try_from(msg.len()).map_err(|_| DropReason::MalformedIcmp)?;
         match m.msg_type() {
             t @ (icmp::v4::ECHO_REQUEST | icmp::v4::ECHO_REPLY) => {
-                // "Echo and Echo Reply (Type 8 and Type 0): Adjust the Type
+                // Echo and Echo Reply (Type 8 and Type 0): Adjust the Type
                 // values to 128 and 129, respectively, and adjust the ICMP
                 // checksum both to take the type change into account and to
-                // include the ICMPv6 pseudo-header."
+                // include the ICMPv6 pseudo-header.
                 let nt = if t == icmp::v4::ECHO_REQUEST {
                     icmp::v6::ECHO_REQUEST
                 } else {
@@ -593,9 +604,9 @@ impl Siit {
                     Rest::Zero => 0,
                     Rest::Pointer(p) => p,
                     Rest::Mtu => {
-                        // "The MTU field MUST be adjusted for the difference
+                        // The MTU field MUST be adjusted for the difference
                         // between the IPv4 and IPv6 header sizes [...] If the
-                        // MTU is zero, use the RFC 1191 plateaus." IPv6 nodes
+                        // MTU is zero, use the RFC 1191 plateaus. IPv6 nodes
                         // never go below 1280 (RFC 8201 §4), and 6→4 packets
                         // of 1260 bytes or less carry DF=0, so 1280 is the
                         // floor written here.
@@ -615,7 +626,7 @@ impl Siit {
                     return Err(DropReason::MalformedIcmp);
                 }
                 let (head, body) = dst.split_at_mut(icmp::HEADER_LEN);
-                let n = self.inner_4to6(inner, body)?;
+                let n = self.inner_4to6(inner, body, hairpin)?;
                 let total = icmp::HEADER_LEN + n;
                 let mut p = IcmpPacket::new_unchecked(head);
                 p.set_msg_type(nt);
@@ -629,16 +640,18 @@ impl Siit {
                 Ok(total)
             }
             // Information Request/Reply, Timestamp, Address Mask, Router
-            // Advertisement/Solicitation and unknown types: "obsoleted in
-            // ICMPv6", silently drop.
+            // Advertisement/Solicitation and unknown types: obsoleted in
+            // ICMPv6, silently drop.
             _ => Err(DropReason::IcmpUntranslatable),
         }
     }
 
     /// RFC 7915 §4.3: the IPv4 packet inside an ICMPv4 error, possibly
     /// truncated, becomes an IPv6 packet in `dst` (cut to fit). The TTL is
-    /// not decremented.
-    fn inner_4to6(&self, inner: &[u8], dst: &mut [u8]) -> Result<usize> {
+    /// not decremented. `hairpin`: the error is being hairpinned, so the
+    /// inner destination (the mirror of the outer source) is mapped with
+    /// pool6 only, giving back the address the erring packet was sent to.
+    fn inner_4to6(&self, inner: &[u8], dst: &mut [u8], hairpin: bool) -> Result<usize> {
         const BAD: DropReason = DropReason::IcmpInnerUntranslatable;
         if inner.len() < ipv4::HEADER_LEN || inner[0] >> 4 != 4 {
             return Err(BAD);
@@ -649,7 +662,7 @@ impl Siit {
             return Err(BAD);
         }
         let src6 = self.map_v4(ip.src_addr(), false).ok_or(BAD)?;
-        let dst6 = self.map_v4(ip.dst_addr(), false).ok_or(BAD)?;
+        let dst6 = self.map_v4(ip.dst_addr(), hairpin).ok_or(BAD)?;
         let declared = usize::from(ip.total_len()).saturating_sub(hl);
         let data = &inner[hl..inner.len().min(hl + declared)];
         let is_frag = ip.is_fragment();
@@ -813,6 +826,15 @@ impl Siit {
         // mapped by the EAM itself names an IPv4 node (an IPv6 node under an
         // EAM would have been reached by IPv6 routing without the
         // translator), and hairpinning it would loop.
+        let Some(dst4) = out
+            .get(0)
+            .map(|v4| Ipv4Packet::new_unchecked(v4).dst_addr())
+        else {
+            return v;
+        };
+        if self.eam.is_empty() || !self.eam.contains_v4(dst4) {
+            return v;
+        }
         let mut dst6 = [0u8; 16];
         dst6.copy_from_slice(&packet[24..40]);
         if self.eam.v6_to_v4(Ipv6Addr::from(dst6)).is_some() {
@@ -820,18 +842,7 @@ impl Siit {
         }
         let mut hp = std::mem::take(&mut out.hairpin);
         hp.clear();
-        if let Some(v4) = out.get(0) {
-            if self
-                .eam
-                .contains_v4(Ipv4Packet::new_unchecked(v4).dst_addr())
-            {
-                hp.extend_from_slice(v4);
-            }
-        }
-        if hp.is_empty() {
-            out.hairpin = hp;
-            return v;
-        }
+        hp.extend_from_slice(out.get(0).unwrap_or_default());
         // RFC 7757 §4.2: the IPv4 destination is an EAM address of the IPv6
         // side: translate straight back, the source by pool6, so that the
         // peer answers through the translator too.
@@ -866,11 +877,11 @@ impl Siit {
                 .ok_or(DropReason::UntranslatableSource)?,
             None => return Err(DropReason::UntranslatableSource),
         };
-        // §5.1: "If a Routing header with a non-zero Segments Left field is
+        // §5.1: If a Routing header with a non-zero Segments Left field is
         // present, then the packet MUST NOT be translated, and an ICMPv6
         // 'parameter problem/erroneous header field encountered' (Type 4,
         // Code 0) error message, with the Pointer field indicating the first
-        // byte of the Segments Left field, SHOULD be returned to the sender."
+        // byte of the Segments Left field, SHOULD be returned to the sender.
         if let Some(at) = walk.segments_left_at {
             let ptr = u32::try_from(at).unwrap_or(0);
             return Ok(self.icmpv6_error(
@@ -882,7 +893,7 @@ impl Siit {
                 out,
             ));
         }
-        // §5.1 "Hop Limit": decremented; Time Exceeded when it reaches zero.
+        // §5.1 Hop Limit: decremented; Time Exceeded when it reaches zero.
         if ip.hop_limit() <= 1 {
             return Ok(self.icmpv6_error(
                 whole,
@@ -893,6 +904,10 @@ impl Siit {
                 out,
             ));
         }
+        if walk.protocol == proto::ICMP {
+            // ICMPv4 carried in IPv6 would reach the IPv4 host unchecked.
+            return Err(DropReason::IcmpUntranslatable);
+        }
         if is_icmp && walk.fragment.is_some() {
             return Err(DropReason::FragmentedIcmp);
         }
@@ -902,6 +917,10 @@ impl Siit {
         } else {
             upper.len()
         };
+        if ipv4::HEADER_LEN + cap > usize::from(u16::MAX) {
+            // Only with IPv6 links above 64 KiB: no IPv4 packet can hold it.
+            return Err(DropReason::Unsupported);
+        }
         let b = out.push(ipv4::HEADER_LEN + cap);
         let n = {
             let dst = &mut b[ipv4::HEADER_LEN..];
@@ -926,7 +945,7 @@ impl Siit {
             }
         };
         let total = ipv4::HEADER_LEN + n;
-        // §5.1 "Identification" and "Flags": from the Fragment header when
+        // §5.1 Identification and Flags: from the Fragment header when
         // there is one; otherwise DF=0 (with a fresh Identification) for
         // packets of 1260 bytes or less, DF=1 above.
         let (ident, flags) = match walk.fragment {
@@ -967,10 +986,10 @@ impl Siit {
         let pseudo = checksum::pseudo_v6(src6, dst6, proto::ICMPV6, len32);
         match m.msg_type() {
             t @ (icmp::v6::ECHO_REQUEST | icmp::v6::ECHO_REPLY) => {
-                // "Echo Request and Echo Reply (Type 128 and 129): Adjust the
+                // Echo Request and Echo Reply (Type 128 and 129): Adjust the
                 // Type values to 8 and 0, respectively, and adjust the ICMP
                 // checksum both to take the type change into account and to
-                // exclude the ICMPv6 pseudo-header."
+                // exclude the ICMPv6 pseudo-header.
                 let nt = if t == icmp::v6::ECHO_REQUEST {
                     icmp::v4::ECHO_REQUEST
                 } else {
@@ -994,8 +1013,8 @@ impl Siit {
                 let rest = match rest {
                     Rest::Zero => 0,
                     Rest::Pointer(p) => p,
-                    // "The MTU field MUST be adjusted for the difference
-                    // between the IPv4 and IPv6 header sizes", in the low 16
+                    // The MTU field MUST be adjusted for the difference
+                    // between the IPv4 and IPv6 header sizes, in the low 16
                     // bits of the word (RFC 1191 §4).
                     Rest::Mtu => {
                         let mtu = m.rest().saturating_sub(20).min(u32::from(u16::MAX));
@@ -1018,7 +1037,7 @@ impl Siit {
                 Ok(total)
             }
             // Informational messages other than echo (MLD, ND, ...):
-            // "Single-hop messages [...] silently drop".
+            // Single-hop messages [...] silently drop.
             _ => Err(DropReason::IcmpUntranslatable),
         }
     }

@@ -4,25 +4,39 @@
 //! # Contract with the driver
 //!
 //! - Build a [`SiitConfig`] (plain struct, pub fields, `Default`), check it
-//!   with [`SiitConfig::validate`] (the error names the field), then
-//!   [`Siit::new`]. A `Siit` is immutable and `Sync`: translate from any
-//!   number of threads through `&self`.
+//!   with [`SiitConfig::validate`] (the [`ConfigError`] names the field),
+//!   then [`Siit::new`]. A `Siit` is immutable and `Sync`: translate from any
+//!   number of threads through `&self` (the only shared state is an atomic
+//!   counter for IPv4 Identification values).
 //! - For every packet read from the TUN device (raw IPv4 or IPv6, no packet
 //!   information header), call [`Siit::translate`]`(packet, &mut out)`. The
-//!   IP version is taken from the first nibble. `out` is an [`Output`] owned
-//!   by the caller and reused from packet to packet: `translate` clears it and
-//!   writes zero or more packets into it (several when an IPv4 packet is
-//!   fragmented to `lowest_ipv6_mtu`). No allocation happens per packet once
-//!   `out` has grown to its working size ([`Output::new`] pre-sizes it).
+//!   IP version is taken from the first nibble. No clock is needed: SIIT is
+//!   stateless. `out` is an [`Output`] owned by the caller and reused from
+//!   packet to packet: `translate` clears it and writes zero or more packets
+//!   into it (several when an IPv4 packet with DF=0 is fragmented to
+//!   `lowest_ipv6_mtu`). Nothing is allocated per packet once `out` exists
+//!   ([`Output::new`] reserves room for the largest case; `tests/no_alloc.rs`
+//!   checks it).
 //! - Write every packet of [`Output::packets`] to the TUN device, whatever the
-//!   verdict (a [`Verdict::Drop`] leaves `out` empty).
-//! - The returned [`Verdict`] says what happened: translated 4→6, 6→4,
-//!   hairpinned (6→4→6, RFC 7757 §4.2), an ICMP error generated back to the
-//!   sender instead of a translation (the `DropReason` inside says why the
-//!   original was not forwarded), or dropped. [`Verdict::as_str`] is the
-//!   `direction` label of `sixgate_siit_packets_total`; [`DropReason::as_str`]
-//!   is the `reason` label of the drop counter, and [`DropReason::ALL`] lists
-//!   every reason so the driver can keep one counter per reason.
+//!   verdict ([`Verdict::Drop`] leaves `out` empty). Packets may be IPv4 or
+//!   IPv6 whatever the input was: an ICMP error goes back in the input's
+//!   family, a hairpinned packet comes out as IPv6.
+//! - The returned [`Verdict`] says what happened: translated 4→6
+//!   ([`Verdict::FourToSix`]), 6→4 ([`Verdict::SixToFour`]), hairpinned 6→4→6
+//!   (RFC 7757 §4.2, [`Verdict::Hairpin`]), an ICMP error generated back to
+//!   the sender instead of a translation ([`Verdict::IcmpError`]: Time
+//!   Exceeded, Parameter Problem for a Routing header with Segments Left,
+//!   Source Route Failed; the `DropReason` inside says why the original was
+//!   not forwarded), or dropped ([`Verdict::Drop`]). Translated ICMP errors
+//!   (Packet Too Big ↔ Fragmentation Needed and the rest of the §4.2/§5.2
+//!   tables) are plain `FourToSix`/`SixToFour` translations.
+//! - [`Verdict::as_str`] is the `direction` label of
+//!   `sixgate_siit_packets_total` ([`Verdict::LABELS`] lists them);
+//!   [`DropReason::as_str`] is the `reason` label of the drop counter and
+//!   [`DropReason::ALL`] lists every reason, so the driver can keep one
+//!   counter per reason.
+//!
+//! The translation itself (RFC 7915 §4 and §5) lives in `rfc7915.rs`.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -83,3 +83,21 @@ fn output_is_cleared_and_reused_between_packets() {
     );
     assert!(out.is_empty());
 }
+
+#[test]
+fn siit_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>(_: &T) {}
+    let siit = siit();
+    shared(&siit);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                let mut out = Output::new();
+                assert_eq!(
+                    siit.translate(&udp6(H6, H4_V6, 64, b"x"), &mut out),
+                    Verdict::SixToFour
+                );
+            });
+        }
+    });
+}

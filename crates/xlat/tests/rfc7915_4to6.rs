@@ -549,3 +549,17 @@ fn ttl_one_to_a_multicast_destination_gets_no_icmp_error() {
     );
     assert!(out.is_empty());
 }
+
+#[test]
+fn icmpv6_carried_in_ipv4_is_dropped() {
+    let mut pkt = udp4(H4, H6_V4, 64, true, &[0; 16]);
+    pkt[9] = 58;
+    pkt[10] = 0;
+    pkt[11] = 0;
+    let c = !fold(&pkt[..20]);
+    pkt[10..12].copy_from_slice(&c.to_be_bytes());
+    assert_eq!(
+        one(&siit(), &pkt).0,
+        Verdict::Drop(DropReason::IcmpUntranslatable)
+    );
+}

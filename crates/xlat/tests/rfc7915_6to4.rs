@@ -466,3 +466,37 @@ fn hop_limit_one_to_an_untranslatable_destination_is_just_dropped() {
     assert_eq!(v, Verdict::Drop(DropReason::UntranslatableDestination));
     assert!(out.is_empty());
 }
+
+#[test]
+fn icmpv4_carried_in_ipv6_is_dropped() {
+    let mut pkt = udp6(H6, H4_V6, 64, &[0; 16]);
+    pkt[6] = 1; // next header ICMP (for IPv4)
+    assert_eq!(
+        one(&siit(), &pkt).0,
+        Verdict::Drop(DropReason::IcmpUntranslatable)
+    );
+}
+
+#[test]
+fn hairpinned_icmp_error_carries_the_addresses_the_sender_used() {
+    // H6b (2001:db8:6::20 = 192.0.2.32) sent to H6 in its pool6 form; that
+    // was hairpinned and reached H6 from 2001:db8:64::c000:220. H6 answers
+    // Port Unreachable; once hairpinned back, the inner packet must read
+    // H6b -> 2001:db8:64::c000:210, as H6b sent it.
+    let inner = udp6("2001:db8:64::c000:220", H6, 62, &[0; 16]);
+    let pkt = icmp6_raw(H6, "2001:db8:64::c000:220", 1, 4, [0; 4], &inner);
+    let (v, out) = one(&siit(), &pkt);
+    assert_eq!(v, Verdict::Hairpin);
+    let s = parse6(&out[0]);
+    let h = ipv6_of(&s);
+    assert_eq!(h.source(), v6("2001:db8:64::c000:210"));
+    assert_eq!(h.destination(), v6("2001:db8:6::20"));
+    let Some(TransportSlice::Icmpv6(i)) = &s.transport else {
+        panic!()
+    };
+    assert_eq!((i.type_u8(), i.code_u8()), (1, 4));
+    let inner6 = parse6(i.payload());
+    let ih = ipv6_of(&inner6);
+    assert_eq!(ih.source(), v6("2001:db8:6::20"));
+    assert_eq!(ih.destination(), v6("2001:db8:64::c000:210"));
+}

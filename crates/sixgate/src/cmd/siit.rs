@@ -11,7 +11,8 @@ use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Deserializer};
@@ -33,6 +34,8 @@ pub const DEFAULT_MTU: u32 = 1500;
 /// IPv6 off on a device with a smaller MTU.
 const MIN_MTU: u32 = 1280;
 const MAX_MTU: u32 = 65_535;
+/// More queues than this buys nothing but threads.
+const MAX_QUEUES: usize = 64;
 
 /// The `[siit]` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -44,6 +47,9 @@ pub struct Section {
     /// MTU of the TUN device.
     #[serde(default = "default_mtu")]
     pub mtu: u32,
+    /// TUN queues, one translating thread each.
+    #[serde(default = "default_queues")]
+    pub queues: usize,
     /// Add the routes into the TUN device at start and remove them at exit.
     #[serde(default)]
     pub manage_routes: bool,
@@ -91,6 +97,7 @@ impl Default for Section {
         Self {
             tun: default_tun(),
             mtu: DEFAULT_MTU,
+            queues: 1,
             manage_routes: false,
             pool6: core.pool6,
             eam: Vec::new(),
@@ -113,6 +120,9 @@ fn default_tun() -> TunName {
 }
 fn default_mtu() -> u32 {
     DEFAULT_MTU
+}
+fn default_queues() -> usize {
+    1
 }
 fn default_lowest_ipv6_mtu() -> u16 {
     SiitConfig::default().lowest_ipv6_mtu
@@ -306,6 +316,12 @@ pub fn validate(section: &Section) -> Result<(), Invalid> {
             ),
         ));
     }
+    if !(1..=MAX_QUEUES).contains(&section.queues) {
+        return Err(Invalid::new(
+            "siit.queues",
+            format!("{} is outside 1..={MAX_QUEUES}", section.queues),
+        ));
+    }
     if section.manage_routes {
         for (i, eam) in section.eam.iter().enumerate() {
             if eam.route.is_none() {
@@ -334,40 +350,81 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     ctx.registry.register(metrics.clone());
 
-    let tun = Tun::open(section.tun.as_str())?;
+    let queues = Tun::open_queues(section.tun.as_str(), section.queues)?;
+    let Some(tun) = queues.first() else {
+        anyhow::bail!("no TUN queue was opened");
+    };
     tun.set_mtu(section.mtu)?;
     tun.set_up()?;
-    tracing::info!("siit opened tun {} (mtu {})", tun.name(), section.mtu);
-    let tun = Arc::new(tun);
+    let name = tun.name().to_owned();
+    tracing::info!(
+        "siit opened tun {name} (mtu {}, {} queue{})",
+        section.mtu,
+        queues.len(),
+        if queues.len() == 1 { "" } else { "s" }
+    );
+    let queues: Vec<Arc<Tun>> = queues.into_iter().map(Arc::new).collect();
     warn_if_not_forwarding();
 
-    // Declared after `tun`, so dropped before it: the routes are deleted
-    // while the device still exists, on every path out of this function.
-    let mut routes = Routes::new(tun.name());
+    // Declared after `queues`, so dropped before them: the routes are
+    // deleted while the device still exists, on every path out of here.
+    let mut routes = Routes::new(&name);
     if section.manage_routes {
         for route in section.routes() {
             routes.add(route)?;
         }
     }
 
+    let translator = Arc::new(Translator::new(siit));
     let waker =
-        Arc::new(Waker::new().context("cannot create the eventfd that stops the packet thread")?);
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let thread = {
-        let (tun, waker, metrics) = (Arc::clone(&tun), Arc::clone(&waker), Arc::clone(&metrics));
-        std::thread::Builder::new()
-            .name("siit-tun".to_owned())
+        Arc::new(Waker::new().context("cannot create the eventfd that stops the packet threads")?);
+    let mut threads = Vec::with_capacity(queues.len());
+    let mut done = tokio::task::JoinSet::new();
+    for (i, queue) in queues.iter().enumerate() {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let (queue, stop, translator, metrics) = (
+            Arc::clone(queue),
+            Arc::clone(&waker),
+            Arc::clone(&translator),
+            Arc::clone(&metrics),
+        );
+        let spawned = std::thread::Builder::new()
+            .name(format!("siit-tun-{i}"))
             .spawn(move || {
-                let result = packet_loop(&tun, &waker, &siit, &metrics);
+                let result = packet_loop(&queue, &stop, &translator, &metrics);
                 let _ = done_tx.send(result);
-            })
-            .context("cannot start the packet thread")?
-    };
+            });
+        match spawned {
+            Ok(thread) => threads.push(thread),
+            Err(err) => {
+                waker.wake();
+                for thread in threads {
+                    let _ = thread.join();
+                }
+                return Err(err).context("cannot start a packet thread");
+            }
+        }
+        done.spawn(async move {
+            done_rx
+                .await
+                .unwrap_or_else(|_| Err(io::Error::other("the packet thread ended without a word")))
+        });
+    }
+
+    let status = Arc::new(Mutex::new(describe(&name, &section, &routes)));
+    {
+        let status = Arc::clone(&status);
+        ctx.endpoints.add("/siit", move || {
+            status
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        });
+    }
 
     ready.set(true);
     tracing::info!(
-        "siit running on tun {} (mtu {}, pool6 {}, {} eam entries, {} routes)",
-        tun.name(),
+        "siit running on tun {name} (mtu {}, pool6 {}, {} eam entries, {} routes)",
         section.mtu,
         section
             .pool6
@@ -376,34 +433,189 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
         routes.added().len()
     );
 
-    let mut done_rx = done_rx;
-    let result = tokio::select! {
-        () = ctx.shutdown.cancelled() => {
-            waker.wake();
-            (&mut done_rx).await
+    // Run until shutdown, or until a packet thread fails (then stop them
+    // all); apply each reloaded config (SIGHUP) on the way.
+    let mut failure = None;
+    let mut running = section;
+    let mut config_rx = ctx.config.clone();
+    config_rx.mark_unchanged();
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => break,
+            Some(joined) = done.join_next() => {
+                if let Ok(Err(err)) = joined {
+                    failure = Some(err);
+                }
+                break;
+            }
+            changed = config_rx.changed(), if watching => {
+                if changed.is_err() {
+                    watching = false;
+                    continue;
+                }
+                let new = config_rx.borrow_and_update().siit.clone();
+                match new {
+                    Some(new) => {
+                        reload(&mut running, new, &translator, &mut routes);
+                        *status.lock().unwrap_or_else(PoisonError::into_inner) =
+                            describe(&name, &running, &routes);
+                    }
+                    None => tracing::warn!(
+                        "siit: the reloaded config has no [siit] section; still running (restart to stop it)"
+                    ),
+                }
+            }
         }
-        result = &mut done_rx => result,
-    };
+    }
     ready.set(false);
-    let _ = thread.join();
+    waker.wake();
+    while let Some(joined) = done.join_next().await {
+        if let Ok(Err(err)) = joined {
+            failure.get_or_insert(err);
+        }
+    }
+    for thread in threads {
+        let _ = thread.join();
+    }
     routes.remove_all();
-    drop(tun);
-    match result {
-        Ok(Ok(())) => {
+    drop(queues);
+    match failure {
+        None => {
             tracing::info!("siit stopped");
             Ok(())
         }
-        Ok(Err(err)) => Err(err).context("the packet loop failed"),
-        Err(_) => anyhow::bail!("the packet thread ended without a word"),
+        Some(err) => Err(err).context("the packet loop failed"),
+    }
+}
+
+/// The text of the admin port's `/siit`: the device, the translation
+/// settings in force, the EAM table and the routes sixgate added.
+fn describe(tun: &str, section: &Section, routes: &Routes) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "tun {tun} mtu {} queues {}",
+        section.mtu, section.queues
+    );
+    let _ = writeln!(
+        text,
+        "pool6 {}",
+        section
+            .pool6
+            .map_or_else(|| "none".to_owned(), |p| p.to_string())
+    );
+    let _ = writeln!(text, "hairpinning {}", section.hairpinning);
+    let _ = writeln!(text, "lowest_ipv6_mtu {}", section.lowest_ipv6_mtu);
+    let _ = writeln!(text, "eam entries {}", section.eam.len());
+    for eam in &section.eam {
+        let _ = writeln!(text, "  eam {} <-> {}", eam.entry.v4(), eam.entry.v6());
+    }
+    let _ = writeln!(text, "routes {}", routes.added().len());
+    for route in routes.added() {
+        let _ = writeln!(text, "  route {route} dev {tun}");
+    }
+    text
+}
+
+/// Applies a reloaded `[siit]` section: a new translator (EAM table, pool6,
+/// every translation option) and the routes it implies. The device itself
+/// (`tun`, `mtu`, `queues`) stays as it is until a restart.
+fn reload(running: &mut Section, new: Section, translator: &Translator, routes: &mut Routes) {
+    for (key, changed) in [
+        ("tun", new.tun != running.tun),
+        ("mtu", new.mtu != running.mtu),
+        ("queues", new.queues != running.queues),
+    ] {
+        if changed {
+            tracing::warn!("siit: a new siit.{key} takes effect only after a restart");
+        }
+    }
+    let config = new.siit_config();
+    if config != running.siit_config() {
+        translator.replace(Siit::new(config));
+    }
+    let wanted = if new.manage_routes {
+        new.routes()
+    } else {
+        Vec::new()
+    };
+    let failed = routes.reconcile(&wanted);
+    tracing::info!(
+        "siit reloaded: pool6 {}, {} eam entries, {} routes{}",
+        new.pool6
+            .map_or_else(|| "none".to_owned(), |p| p.to_string()),
+        new.eam.len(),
+        routes.added().len(),
+        if failed == 0 {
+            String::new()
+        } else {
+            format!(" ({failed} route changes failed, see above)")
+        }
+    );
+    let (tun, mtu, queues) = (running.tun.clone(), running.mtu, running.queues);
+    *running = Section {
+        tun,
+        mtu,
+        queues,
+        ..new
+    };
+}
+
+/// The translator in use, replaceable while packets flow.
+///
+/// Each packet thread keeps its own `Arc<Siit>` and compares a generation
+/// number before each packet (one relaxed-cost atomic load); only when it
+/// changed does it take the lock to pick up the new translator. No lock and
+/// no reference-count traffic per packet in the steady state.
+struct Translator {
+    generation: AtomicU64,
+    current: Mutex<Arc<Siit>>,
+}
+
+impl Translator {
+    fn new(siit: Siit) -> Self {
+        Self {
+            generation: AtomicU64::new(0),
+            current: Mutex::new(Arc::new(siit)),
+        }
+    }
+
+    fn replace(&self, siit: Siit) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(siit);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// Refreshes `local` if a new translator was installed since `seen`.
+    #[inline]
+    fn refresh(&self, local: &mut Arc<Siit>, seen: &mut u64) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if generation != *seen {
+            *local = Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner));
+            *seen = generation;
+        }
+    }
+
+    fn load(&self) -> (Arc<Siit>, u64) {
+        let generation = self.generation.load(Ordering::Acquire);
+        let current = Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner));
+        (current, generation)
     }
 }
 
 /// Reads, translates and writes packets until `waker` is woken. Nothing is
 /// allocated here per packet: one receive buffer and one [`Output`] are
 /// reused for the life of the loop.
-fn packet_loop(tun: &Tun, waker: &Waker, siit: &Siit, metrics: &Metrics) -> io::Result<()> {
+fn packet_loop(
+    tun: &Tun,
+    waker: &Waker,
+    translator: &Translator,
+    metrics: &Metrics,
+) -> io::Result<()> {
     let mut buf = vec![0u8; tun::MAX_PACKET];
     let mut out = Output::new();
+    let (mut siit, mut seen) = translator.load();
     while !waker.is_woken() {
         let len = match tun.recv(&mut buf) {
             Ok(len) => len,
@@ -425,6 +637,7 @@ fn packet_loop(tun: &Tun, waker: &Waker, siit: &Siit, metrics: &Metrics) -> io::
         let Some(packet) = buf.get(..len) else {
             continue;
         };
+        translator.refresh(&mut siit, &mut seen);
         let verdict = siit.translate(packet, &mut out);
         metrics.count(verdict);
         tracing::trace!(len, verdict = verdict.as_str(), out = out.len(), "packet");
@@ -591,6 +804,7 @@ eam = [
         let section = config.siit.unwrap();
         assert_eq!(section.tun.as_str(), DEFAULT_TUN);
         assert_eq!(section.mtu, DEFAULT_MTU);
+        assert_eq!(section.queues, 1);
         assert!(!section.manage_routes);
         assert_eq!(
             section.siit_config().mtu_plateaus,
@@ -639,6 +853,13 @@ eam = [
     fn nothing_to_translate_is_refused() {
         let err = parse("[siit]\ntun = \"x\"\n").unwrap_err();
         assert!(err.contains("siit.pool6"), "{err}");
+    }
+
+    #[test]
+    fn zero_queues_are_refused() {
+        let err = parse("[siit]\nqueues = 0\npool6 = \"64:ff9b:1::/96\"\n").unwrap_err();
+        assert!(err.starts_with("siit.toml:2:"), "{err}");
+        assert!(err.contains("siit.queues"), "{err}");
     }
 
     #[test]

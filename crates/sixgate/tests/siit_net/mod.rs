@@ -9,7 +9,9 @@
 //!
 //! Addresses as the other side sees them (EAM entries, RFC 7757):
 //! - h4 (198.51.100.2) is `2001:db8:46::2` for h6;
-//! - h6 (2001:db8:6::2) is `192.0.2.6` for h4.
+//! - h6 (2001:db8:6::2) is `192.0.2.6` for h4;
+//! - h6b (2001:db8:8::2, optional) is `192.0.2.8` for h4, and
+//!   `64:ff9b:1::c000:208` (its IPv4 form under pool6) for h6: hairpinning.
 //!
 //! pool6 is `64:ff9b:1::/96` (RFC 8215 local use: it may carry the
 //! documentation-range IPv4 addresses, which `64:ff9b::/96` may not, RFC 6052
@@ -33,6 +35,10 @@ pub const GW4: &str = "198.51.100.1";
 pub const H4_AS_V6: &str = "2001:db8:46::2";
 /// h6 as h4 sees it.
 pub const H6_AS_V4: &str = "192.0.2.6";
+/// A second IPv6-only host, on a link of its own (with `Options::second_v6_host`).
+pub const H6B: &str = "2001:db8:8::2";
+/// h6b as IPv4 hosts see it; IPv6 hosts may use its pool6 form too.
+pub const H6B_AS_V4: &str = "192.0.2.8";
 pub const OWN_V4: &str = "192.0.2.1";
 pub const OWN_V6: &str = "2001:db8:ff::1";
 
@@ -44,6 +50,10 @@ pub struct Options {
     pub narrow_v6_link: Option<u32>,
     /// `sixgate run` instead of `sixgate siit`.
     pub via_run: bool,
+    /// TUN queues (`queues` in the config); 0 leaves the key out (1 queue).
+    pub queues: usize,
+    /// Add h6b, a second IPv6-only host (for hairpinning).
+    pub second_v6_host: bool,
 }
 
 /// The running topology; everything is torn down on drop. Fields drop in
@@ -53,6 +63,7 @@ pub struct Topology {
     pub tun: String,
     pub h6: Netns,
     pub r6: Option<Netns>,
+    pub h6b: Option<Netns>,
     pub h4: Netns,
     pub gw: Netns,
     pub dir: TempDir,
@@ -60,9 +71,9 @@ pub struct Topology {
 
 impl Topology {
     pub fn start(tag: &str, options: Options) -> Self {
-        let gw = Netns::new(&format!("{tag}gw"));
-        let h6 = Netns::new(&format!("{tag}h6"));
-        let h4 = Netns::new(&format!("{tag}h4"));
+        let gw = netns(&format!("{tag}gw"));
+        let h6 = netns(&format!("{tag}h6"));
+        let h4 = netns(&format!("{tag}h4"));
         for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
             gw.exec(&["sysctl", "-qw", key]);
         }
@@ -83,7 +94,7 @@ impl Topology {
                 None
             }
             Some(mtu) => {
-                let r6 = Netns::new(&format!("{tag}r6"));
+                let r6 = netns(&format!("{tag}r6"));
                 r6.exec(&["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
                 let (r6_if, h6_if) = veth(&r6, &h6);
                 add6(&r6, &format!("{GW6}/64"), &r6_if);
@@ -117,9 +128,30 @@ impl Topology {
             }
         };
 
+        let h6b = options.second_v6_host.then(|| {
+            let h6b = netns(&format!("{tag}h6b"));
+            let (gw_if, h6b_if) = veth(&gw, &h6b);
+            add6(&gw, "2001:db8:8::1/64", &gw_if);
+            add6(&h6b, &format!("{H6B}/64"), &h6b_if);
+            h6b.exec(&[
+                "ip",
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                "2001:db8:8::1",
+            ]);
+            h6b
+        });
+
         let tun = unique("t");
         let dir = TempDir::new("siit");
-        let config = dir.write("siit.toml", &config_text(&tun));
+        let mut text = config_text(&tun);
+        if options.queues > 0 {
+            text.push_str(&format!("queues = {}\n", options.queues));
+        }
+        let config = dir.write("siit.toml", &text);
         let config = config.to_str().expect("utf-8 temp path").to_owned();
         let command = if options.via_run { "run" } else { "siit" };
         let mut sixgate = Sixgate::start(
@@ -136,6 +168,7 @@ impl Topology {
             tun,
             h6,
             r6,
+            h6b,
             h4,
             gw,
             dir,
@@ -162,10 +195,6 @@ pub fn config_text(tun: &str) -> String {
 [siit]
 tun = "{tun}"
 manage_routes = true
-# This topology has no IPv6 host talking to another through the translator.
-# (At the time of writing the core hairpins every 6->4 packet whose IPv4
-# destination is in the EAM table, which loops h4's own entry back to IPv6.)
-hairpinning = false
 pool6 = "64:ff9b:1::/96"
 own_ipv4 = "{OWN_V4}"
 own_ipv6 = "{OWN_V6}"
@@ -173,9 +202,24 @@ rfc6791_v4 = ["192.0.2.128/25"]
 eam = [
   {{ ipv4 = "{H4}", ipv6 = "{H4_AS_V6}", route = "ipv6" }},
   {{ ipv4 = "{H6_AS_V4}", ipv6 = "{H6}", route = "ipv4" }},
+  {{ ipv4 = "{H6B_AS_V4}", ipv6 = "{H6B}", route = "ipv4" }},
 ]
 "#
     )
+}
+
+/// A namespace whose new interfaces skip IPv6 duplicate address detection:
+/// otherwise the link-local address of a fresh veth stays tentative for a
+/// second, and neighbour discovery (so the first packets) waits for it.
+fn netns(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.exec(&[
+        "sysctl",
+        "-qw",
+        "net.ipv6.conf.all.accept_dad=0",
+        "net.ipv6.conf.default.accept_dad=0",
+    ]);
+    ns
 }
 
 /// `ip -6 addr add ADDR dev DEV nodad`: usable at once, no duplicate
