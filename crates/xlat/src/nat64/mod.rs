@@ -33,9 +33,9 @@ use hashbrown::HashTable;
 
 pub use pool4::{Pool4, Pool4Entry, Pool4Error, PortRange};
 pub use random::{Random, SplitMix64};
-pub use table::ENTRY_BYTES;
+pub use table::{shard_of_port, ENTRY_BYTES};
 pub use tcp::{Side, TcpFlags, TcpState};
-pub use translate::{Drop, Packets, Translator, Verdict};
+pub use translate::{Drop, Packets, Sharding, Translator, Verdict};
 
 use table::{Table, Timer, TIMERS};
 
@@ -421,7 +421,22 @@ fn stamp(now_ms: u64) -> u32 {
 impl<R: Random> State<R> {
     /// A state with no sessions; `rng` seeds the table hashes and chooses
     /// ports.
-    pub fn new(config: Config, mut rng: R) -> Result<Self, StateError> {
+    pub fn new(config: Config, rng: R) -> Result<Self, StateError> {
+        Self::new_shard(config, rng, 0, 1)
+    }
+
+    /// Shard `shard` of `shards`: it hands out only the pool4 ports
+    /// [`shard_of_port`] gives it, and holds only the static BIB entries on
+    /// those ports (a driver routes packets with [`Sharding`]). The limits
+    /// apply to this shard alone.
+    pub fn new_shard(
+        config: Config,
+        mut rng: R,
+        shard: usize,
+        shards: usize,
+    ) -> Result<Self, StateError> {
+        let shards = shards.max(1);
+        let shard = shard.min(shards - 1);
         let seed = rng.next_u64();
         let adf = config.filtering == Filtering::AddressDependent;
         let tables = Proto::ALL.map(|p| {
@@ -430,6 +445,7 @@ impl<R: Random> State<R> {
                 config.pool4.proto(p),
                 seed.rotate_left(u32::try_from(p.index()).unwrap_or(0) * 8),
                 adf,
+                (shard, shards),
             )
         });
         let mut state = Self {
@@ -457,6 +473,9 @@ impl<R: Random> State<R> {
             }
             if table.find_bib4(v4, s.v4.port).is_some() {
                 return Err(StateError::StaticConflict(s.proto, s.v4.to_string()));
+            }
+            if shard_of_port(s.v4.port, shards) != shard {
+                continue;
             }
             table.insert_bib(s.v6.addr.octets(), s.v6.port, v4, s.v4.port, true);
         }

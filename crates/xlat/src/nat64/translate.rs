@@ -35,7 +35,9 @@ use crate::prefix64::{is_global_v4, Prefix64};
 use crate::siit::{DropReason, Output, Siit, SiitConfig, Verdict as SiitVerdict};
 use crate::wire::{icmp, proto, Ipv4Packet, Ipv6Packet};
 
-use super::{IcmpError, Proto, Random, Refuse, State, Taddr4, Taddr6, TcpFlags};
+use super::{
+    shard_of_port, Config, IcmpError, Pool4, Proto, Random, Refuse, State, Taddr4, Taddr6, TcpFlags,
+};
 
 /// Why the NAT64 did not forward a packet. `as_str()` is the metric label;
 /// [`Drop::labels`] lists them all.
@@ -386,9 +388,23 @@ impl Translator {
         packet: &mut [u8],
         out: &mut Packets,
     ) -> Verdict {
+        self.translate_pair(state, None, now_ms, packet, out)
+    }
+
+    /// [`Translator::translate`] for a sharded state: `first` is the shard
+    /// [`Sharding::route`] names first, `second` the other one of a hairpin
+    /// when it is not the same (lock them in index order).
+    pub fn translate_pair<R: Random>(
+        &self,
+        state: &mut State<R>,
+        second: Option<&mut State<R>>,
+        now_ms: u64,
+        packet: &mut [u8],
+        out: &mut Packets,
+    ) -> Verdict {
         out.clear();
         let verdict = match packet.first().map(|b| b >> 4) {
-            Some(6) => self.six_to_four(state, now_ms, packet, out),
+            Some(6) => self.six_to_four(state, second, now_ms, packet, out),
             Some(4) => self.four_to_six_inner(state, now_ms, packet, out, false),
             _ => Verdict::Drop(Drop::Xlat(DropReason::UnknownVersion)),
         };
@@ -451,6 +467,7 @@ impl Translator {
     fn six_to_four<R: Random>(
         &self,
         state: &mut State<R>,
+        second: Option<&mut State<R>>,
         now: u64,
         packet: &mut [u8],
         out: &mut Packets,
@@ -537,7 +554,7 @@ impl Translator {
         fix_checksum(l4b, l4.checksum_at, l4.udp, old, new);
 
         if state.is_pool4_addr(z) {
-            return self.hairpin(state, now, packet, out);
+            return self.hairpin(second.unwrap_or(state), now, packet, out);
         }
         match self.siit.translate(packet, &mut out.siit) {
             SiitVerdict::SixToFour => Verdict::SixToFour,
@@ -800,6 +817,119 @@ impl Translator {
         }
         refill_icmpv6_checksum(b, at);
         Verdict::FourToSix
+    }
+}
+
+/// Which shard holds a packet's state, for a driver that splits the state
+/// over several [`State`] shards (one per worker, each behind its own lock).
+///
+/// A 6→4 packet goes to the shard of its IPv6 source address (so one host's
+/// sessions, and its per-source limit, stay in one shard), or, for a static
+/// BIB entry, to the shard of its pool4 port; a 4→6 packet goes to the shard
+/// that owns its pool4 port ([`shard_of_port`]), which is the shard that
+/// handed the port out. ICMP errors follow their inner packet. A hairpin
+/// needs two shards: the source's, then the one of the pool4 port it is
+/// sent to.
+#[derive(Debug, Clone)]
+pub struct Sharding {
+    shards: usize,
+    seed: u64,
+    prefix: Prefix64,
+    pool4: Pool4,
+    statics: Vec<(Proto, Taddr6, u16)>,
+}
+
+impl Sharding {
+    pub fn new(shards: usize, prefix: Prefix64, config: &Config, seed: u64) -> Self {
+        Self {
+            shards: shards.max(1),
+            seed,
+            prefix,
+            pool4: config.pool4.clone(),
+            statics: config
+                .static_bib
+                .iter()
+                .map(|s| (s.proto, s.v6, s.v4.port))
+                .collect(),
+        }
+    }
+
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    fn of_v6(&self, proto: Proto, addr: &[u8], port: u16) -> usize {
+        if self.shards == 1 {
+            return 0;
+        }
+        if let Some((_, _, t)) = self
+            .statics
+            .iter()
+            .find(|(p, v6, _)| *p == proto && v6.port == port && v6.addr.octets() == addr)
+        {
+            return shard_of_port(*t, self.shards);
+        }
+        let mut h = self.seed ^ 0xcbf2_9ce4_8422_2325;
+        for &b in addr {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        usize::try_from(h % u64::try_from(self.shards).unwrap_or(1)).unwrap_or(0)
+    }
+
+    /// (shard, the other shard of a hairpin). Packets that cannot be parsed
+    /// go to shard 0, where translation drops them.
+    pub fn route(&self, packet: &[u8]) -> (usize, Option<usize>) {
+        if self.shards == 1 {
+            return (0, None);
+        }
+        match packet.first().map(|b| b >> 4) {
+            Some(6) => self.route6(packet).unwrap_or((0, None)),
+            Some(4) => (self.route4(packet).unwrap_or(0), None),
+            _ => (0, None),
+        }
+    }
+
+    fn route6(&self, packet: &[u8]) -> Option<(usize, Option<usize>)> {
+        let ip = Ipv6Packet::new_checked(packet).ok()?;
+        let walk = ip.walk().ok()?;
+        let upper = packet.get(walk.upper_at..)?;
+        if walk.protocol == proto::ICMPV6 && *upper.first()? < 128 {
+            // An error about a packet to X': X' and x are inside.
+            let inner = upper.get(icmp::HEADER_LEN..)?;
+            if inner.len() < 40 {
+                return None;
+            }
+            let iwalk = Ipv6Packet::new_unchecked(inner).walk().ok()?;
+            let l4 = l4_of(iwalk.protocol, inner.get(iwalk.upper_at..)?, true, false).ok()?;
+            return Some((self.of_v6(l4.proto, &inner[24..40], l4.dst_port), None));
+        }
+        let l4 = l4_of(walk.protocol, upper, true, false).ok()?;
+        let first = self.of_v6(l4.proto, &packet[8..24], l4.src_port);
+        let dst = ip.dst_addr();
+        let hairpin = self
+            .prefix
+            .extract(dst)
+            .filter(|z| self.prefix.contains(dst) && self.pool4.has_address(*z));
+        // An ICMP hairpin meets the identifier the first shard hands out.
+        let second = match hairpin {
+            Some(_) if l4.proto != Proto::Icmp => Some(shard_of_port(l4.dst_port, self.shards)),
+            _ => None,
+        };
+        Some((first, second.filter(|s| *s != first)))
+    }
+
+    fn route4(&self, packet: &[u8]) -> Option<usize> {
+        let ip = Ipv4Packet::new_checked(packet).ok()?;
+        let upper = packet.get(ip.header_len()..)?;
+        if ip.protocol() == proto::ICMP && matches!(upper.first()?, 3 | 11 | 12) {
+            // An error about a packet from T:t.
+            let inner = upper.get(icmp::HEADER_LEN..)?;
+            let ihl = usize::from(*inner.first()? & 0x0f) * 4;
+            let l4 = l4_of(*inner.get(9)?, inner.get(ihl..)?, false, false).ok()?;
+            return Some(shard_of_port(l4.src_port, self.shards));
+        }
+        let l4 = l4_of(ip.protocol(), upper, false, false).ok()?;
+        Some(shard_of_port(l4.dst_port, self.shards))
     }
 }
 
