@@ -769,6 +769,95 @@ fn sighup_applies_new_timeouts_to_running_sessions() {
     );
 }
 
+#[test]
+fn two_workers_on_two_queues_carry_every_flow_and_list_every_session() {
+    if !common::have_root("two_workers_on_two_queues_carry_every_flow_and_list_every_session") {
+        return;
+    }
+    let t = Topology::start("w", &format!("\"{POOL4}\""), "workers = 2", true);
+    let server = t.dir.write("echo.py", ECHO_SERVER);
+    let client = t.dir.write("client.py", CONN_CLIENT);
+    let slog = t.dir.path().join("server.log");
+    let _server = spawn_logged(
+        &t.s4,
+        &["python3", server.to_str().unwrap(), S4, "7000"],
+        &slog,
+    );
+    wait_for_file_line(&slog, "listening", Duration::from_secs(10));
+    let go = t.dir.path().join("go");
+    let clog = t.dir.path().join("client.log");
+    let _client = spawn_logged(
+        &t.c6,
+        &[
+            "python3",
+            client.to_str().unwrap(),
+            S4_V6,
+            "7000",
+            "200",
+            go.to_str().unwrap(),
+        ],
+        &clog,
+    );
+    let log = wait_for_file_line(&clog, "connected", Duration::from_secs(60));
+    assert!(log.contains("connected 200 echoed 200 errors []"), "{log}");
+    let sessions = t.sessions();
+    let listed = sessions
+        .lines()
+        .filter(|l| l.contains(&format!("-> {S4}:7000 ESTABLISHED")))
+        .count();
+    assert_eq!(listed, 200, "{sessions}");
+    std::fs::write(&go, "").unwrap();
+    let log = wait_for_file_line(&clog, "second echo", Duration::from_secs(30));
+    assert!(log.contains("second echo 200"), "{log}");
+    let out =
+        t.c6.try_exec(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", S4_V6]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Hosts are spread over the shards: pings from 16 source addresses all
+    // get through, and their identifiers come from both shards' halves of
+    // pool4 (each shard owns the ports whose (port >> 1) % 2 is its index).
+    let dev = t.c6.exec(&[
+        "sh",
+        "-c",
+        "ip -o -6 addr show scope global | awk '{print $2; exit}'",
+    ]);
+    for i in 0..16 {
+        let addr = format!("2001:db8:6::1{i:02x}");
+        t.c6.exec(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{addr}/64"),
+            "dev",
+            dev.trim(),
+            "nodad",
+        ]);
+        let out =
+            t.c6.try_exec(&["ping", "-6", "-c", "1", "-W", "2", "-I", &addr, S4_V6]);
+        assert!(out.status.success(), "from {addr}: {}", text(&out));
+    }
+    let sessions = t.sessions();
+    let ids: Vec<u16> = sessions
+        .lines()
+        .filter(|l| l.starts_with("  session icmp"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(3)?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(ids.len() >= 16, "{sessions}");
+    assert!(
+        ids.iter().any(|p| (p >> 1) % 2 == 0) && ids.iter().any(|p| (p >> 1) % 2 == 1),
+        "{ids:?}"
+    );
+    let detail = t.gw.exec(&["ip", "-d", "link", "show", &t.tun]);
+    assert!(detail.contains("multi_queue"), "{detail}");
+}
+
 fn sha256(path: &Path) -> String {
     common::sh("sha256sum", &[path.to_str().expect("utf-8 path")])
         .split_whitespace()
