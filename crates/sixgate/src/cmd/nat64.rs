@@ -42,6 +42,9 @@ const MAX_MTU: u32 = 65_535;
 const BATCH: usize = 64;
 /// More workers than this buys nothing but threads.
 pub const MAX_WORKERS: usize = 16;
+/// BIB entries and sessions listed per protocol by `/nat64/sessions` (the
+/// counts in its header lines are always whole).
+const LIST_MAX: usize = 100_000;
 /// Expired sessions handled per lock of the state.
 const EXPIRY_ROUND: usize = 4096;
 
@@ -942,8 +945,8 @@ fn render_sessions(shared: &Shared) -> String {
     let mut sessions = Vec::new();
     for i in 0..shared.shards.len() {
         let state = shared.lock(i);
-        bibs.extend(state.bib_entries());
-        sessions.extend(state.sessions(now));
+        bibs.extend(state.bib_entries_at_most(LIST_MAX));
+        sessions.extend(state.sessions_at_most(now, LIST_MAX));
     }
     let stats = shared.stats();
     let mut out = String::new();
@@ -958,7 +961,7 @@ fn render_sessions(shared: &Shared) -> String {
             stats.ports_used[i],
             stats.ports_total[i]
         );
-        for b in bibs.iter().filter(|b| b.proto == proto) {
+        for b in bibs.iter().filter(|b| b.proto == proto).take(LIST_MAX) {
             let _ = writeln!(
                 out,
                 "  bib {} {} <-> {} sessions={}{}",
@@ -969,7 +972,7 @@ fn render_sessions(shared: &Shared) -> String {
                 if b.is_static { " static" } else { "" }
             );
         }
-        for s in sessions.iter().filter(|s| s.proto == proto) {
+        for s in sessions.iter().filter(|s| s.proto == proto).take(LIST_MAX) {
             let _ = writeln!(
                 out,
                 "  session {} {} {} -> {} {} expires_in={}s",
@@ -980,6 +983,15 @@ fn render_sessions(shared: &Shared) -> String {
                 s.tcp_state.map_or("-", |t| t.as_str()),
                 s.expires_in_ms.div_ceil(1000)
             );
+        }
+        let listed = sessions
+            .iter()
+            .filter(|s| s.proto == proto)
+            .count()
+            .min(LIST_MAX);
+        let all = usize::try_from(stats.sessions[i]).unwrap_or(usize::MAX);
+        if all > listed {
+            let _ = writeln!(out, "  ... {} more sessions not listed", all - listed);
         }
     }
     out

@@ -859,10 +859,16 @@ impl<R: Random> State<R> {
 
     /// Every session, for display; O(table size).
     pub fn sessions(&self, now_ms: u64) -> Vec<SessionInfo> {
-        let mut out = Vec::with_capacity(usize::try_from(self.total).unwrap_or(0));
+        self.sessions_at_most(now_ms, usize::MAX)
+    }
+
+    /// The first `max` sessions of each protocol, for display.
+    pub fn sessions_at_most(&self, now_ms: u64, max: usize) -> Vec<SessionInfo> {
+        let total = usize::try_from(self.total).unwrap_or(0);
+        let mut out = Vec::with_capacity(total.min(max.saturating_mul(3)));
         for proto in Proto::ALL {
             let t = &self.tables[proto.index()];
-            for (_, s) in t.live_sessions() {
+            for (_, s) in t.live_sessions().take(max) {
                 let b = t.bib(s.bib);
                 let (a6, p6) = b.v6();
                 let (a4, p4) = b.v4();
@@ -887,9 +893,14 @@ impl<R: Random> State<R> {
 
     /// Every BIB entry, for display; O(table size).
     pub fn bib_entries(&self) -> Vec<BibInfo> {
+        self.bib_entries_at_most(usize::MAX)
+    }
+
+    /// The first `max` BIB entries of each protocol, for display.
+    pub fn bib_entries_at_most(&self, max: usize) -> Vec<BibInfo> {
         let mut out = Vec::new();
         for proto in Proto::ALL {
-            for b in self.tables[proto.index()].live_bibs() {
+            for b in self.tables[proto.index()].live_bibs().take(max) {
                 let (a6, p6) = b.v6();
                 let (a4, p4) = b.v4();
                 out.push(BibInfo {

@@ -1077,6 +1077,32 @@ fn sessions_and_bib_entries_are_listed() {
 }
 
 #[test]
+fn listings_can_be_capped_per_protocol() {
+    let mut s = state(config(&["192.0.2.1"]));
+    for port in 0..10 {
+        s.outbound(
+            0,
+            Proto::Udp,
+            v6("2001:db8::1", port),
+            server(),
+            TcpFlags::NONE,
+        )
+        .unwrap();
+        s.outbound(
+            0,
+            Proto::Icmp,
+            v6("2001:db8::1", port),
+            server(),
+            TcpFlags::NONE,
+        )
+        .unwrap();
+    }
+    assert_eq!(s.sessions_at_most(0, 3).len(), 6);
+    assert_eq!(s.bib_entries_at_most(4).len(), 8);
+    assert_eq!(s.sessions(0).len(), 20);
+}
+
+#[test]
 fn lookups_for_icmp_errors_neither_create_nor_refresh() {
     let mut s = state(config(&["192.0.2.1"]));
     let m = s
