@@ -31,6 +31,8 @@ const POOL4: &str = "192.0.2.1";
 struct Topology {
     sixgate: Sixgate,
     tun: String,
+    config: std::path::PathBuf,
+    config_text: String,
     c6: Netns,
     s4: Netns,
     gw: Netns,
@@ -83,8 +85,8 @@ impl Topology {
             "# written by the nat64 namespace tests\n[nat64]\ntun = \"{tun}\"\nprefix = \"64:ff9b:1::/96\"\n\
              pool4 = [{pool4}]\nmanage_routes = true\n{extra}\n"
         );
-        let config = dir.write("nat64.toml", &text);
-        let config = config.to_str().expect("utf-8 temp path").to_owned();
+        let config_path = dir.write("nat64.toml", &text);
+        let config = config_path.to_str().expect("utf-8 temp path").to_owned();
         let mut sixgate = Sixgate::start(
             Some(&gw),
             &["nat64", "--config", &config, "--admin", "127.0.0.1:0"],
@@ -97,6 +99,8 @@ impl Topology {
         Self {
             sixgate,
             tun,
+            config: config_path,
+            config_text: text,
             c6,
             s4,
             gw,
@@ -728,6 +732,130 @@ fn hairpinning_joins_two_ipv6_hosts_through_a_pool4_address() {
         sessions.contains(&format!("session tcp [{WEB6}]:8080 {POOL4}:80 -> {POOL4}:")),
         "{sessions}"
     );
+}
+
+#[test]
+fn sighup_applies_new_timeouts_to_running_sessions() {
+    if !common::have_root("sighup_applies_new_timeouts_to_running_sessions") {
+        return;
+    }
+    let mut t = Topology::start(
+        "s",
+        &format!("\"{POOL4}\""),
+        "allow_short_timeouts = true\n[nat64.timeouts]\nicmp = \"30s\"\n",
+        true,
+    );
+    let out = t.c6.try_exec(&["ping", "-6", "-c", "1", "-W", "2", S4_V6]);
+    assert!(out.status.success(), "{}", text(&out));
+    let s = t.sessions();
+    assert!(s.contains("session icmp"), "{s}");
+    // 30 s from the ping, rounded up to whole seconds.
+    assert!(
+        ["expires_in=29s", "expires_in=30s", "expires_in=31s"]
+            .iter()
+            .any(|e| s.contains(e)),
+        "{s}"
+    );
+    let shorter = t.config_text.replace("icmp = \"30s\"", "icmp = \"1s\"");
+    std::fs::write(&t.config, shorter).unwrap();
+    t.sixgate.signal("HUP");
+    t.sixgate
+        .wait_for_log("timeouts and limits reloaded", Duration::from_secs(10));
+    assert!(
+        eventually(Duration::from_secs(5), || !t
+            .sessions()
+            .contains("session icmp")),
+        "the ICMP session kept its old timeout"
+    );
+}
+
+#[test]
+fn two_workers_on_two_queues_carry_every_flow_and_list_every_session() {
+    if !common::have_root("two_workers_on_two_queues_carry_every_flow_and_list_every_session") {
+        return;
+    }
+    let t = Topology::start("w", &format!("\"{POOL4}\""), "workers = 2", true);
+    let server = t.dir.write("echo.py", ECHO_SERVER);
+    let client = t.dir.write("client.py", CONN_CLIENT);
+    let slog = t.dir.path().join("server.log");
+    let _server = spawn_logged(
+        &t.s4,
+        &["python3", server.to_str().unwrap(), S4, "7000"],
+        &slog,
+    );
+    wait_for_file_line(&slog, "listening", Duration::from_secs(10));
+    let go = t.dir.path().join("go");
+    let clog = t.dir.path().join("client.log");
+    let _client = spawn_logged(
+        &t.c6,
+        &[
+            "python3",
+            client.to_str().unwrap(),
+            S4_V6,
+            "7000",
+            "200",
+            go.to_str().unwrap(),
+        ],
+        &clog,
+    );
+    let log = wait_for_file_line(&clog, "connected", Duration::from_secs(60));
+    assert!(log.contains("connected 200 echoed 200 errors []"), "{log}");
+    let sessions = t.sessions();
+    let listed = sessions
+        .lines()
+        .filter(|l| l.contains(&format!("-> {S4}:7000 ESTABLISHED")))
+        .count();
+    assert_eq!(listed, 200, "{sessions}");
+    std::fs::write(&go, "").unwrap();
+    let log = wait_for_file_line(&clog, "second echo", Duration::from_secs(30));
+    assert!(log.contains("second echo 200"), "{log}");
+    let out =
+        t.c6.try_exec(&["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", S4_V6]);
+    assert!(out.status.success(), "{}", text(&out));
+    // Hosts are spread over the shards: pings from 16 source addresses all
+    // get through, and their identifiers come from both shards' halves of
+    // pool4 (each shard owns the ports whose (port >> 1) % 2 is its index).
+    let dev = t.c6.exec(&[
+        "sh",
+        "-c",
+        "ip -o -6 addr show scope global | awk '{print $2; exit}'",
+    ]);
+    for i in 0..16 {
+        let addr = format!("2001:db8:6::1{i:02x}");
+        t.c6.exec(&[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{addr}/64"),
+            "dev",
+            dev.trim(),
+            "nodad",
+        ]);
+        let out =
+            t.c6.try_exec(&["ping", "-6", "-c", "1", "-W", "2", "-I", &addr, S4_V6]);
+        assert!(out.status.success(), "from {addr}: {}", text(&out));
+    }
+    let sessions = t.sessions();
+    let ids: Vec<u16> = sessions
+        .lines()
+        .filter(|l| l.starts_with("  session icmp"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .nth(3)?
+                .rsplit(':')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(ids.len() >= 16, "{sessions}");
+    assert!(
+        ids.iter().any(|p| (p >> 1) % 2 == 0) && ids.iter().any(|p| (p >> 1) % 2 == 1),
+        "{ids:?}"
+    );
+    let detail = t.gw.exec(&["ip", "-d", "link", "show", &t.tun]);
+    assert!(detail.contains("multi_queue"), "{detail}");
 }
 
 fn sha256(path: &Path) -> String {

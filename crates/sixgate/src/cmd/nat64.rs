@@ -21,8 +21,8 @@ use clap::{Args as ClapArgs, Subcommand};
 use serde::{Deserialize, Deserializer};
 use sixgate_telemetry::{Collect, Counter, Encoder};
 use sixgate_xlat::nat64::{
-    self, Filtering, LimitAction, Packets, Pool4, Pool4Entry, Proto, SplitMix64, State, StaticBib,
-    Taddr4, Taddr6, Timeouts, Translator, Verdict,
+    self, Filtering, LimitAction, Packets, Pool4, Pool4Entry, Proto, Sharding, SplitMix64, State,
+    StaticBib, Stats, Taddr4, Taddr6, Timeouts, Translator, Verdict,
 };
 use sixgate_xlat::prefix64::{is_global_v4, WELL_KNOWN};
 use sixgate_xlat::{Prefix64, SiitConfig};
@@ -40,6 +40,13 @@ const MIN_MTU: u32 = 1280;
 const MAX_MTU: u32 = 65_535;
 /// Packets handled per lock of the state.
 const BATCH: usize = 64;
+/// More workers than this buys nothing but threads.
+pub const MAX_WORKERS: usize = 16;
+/// BIB entries and sessions listed per protocol by `/nat64/sessions` (the
+/// counts in its header lines are always whole).
+const LIST_MAX: usize = 100_000;
+/// Expired sessions handled per lock of the state.
+const EXPIRY_ROUND: usize = 4096;
 
 // ---------------------------------------------------------------------------
 // CLI
@@ -135,6 +142,10 @@ pub struct Section {
     pub tun: TunName,
     #[serde(default = "default_mtu")]
     pub mtu: u32,
+    /// Worker threads, each on its own TUN queue with its own shard of the
+    /// state.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
     /// RFC 6052 prefix the IPv4 Internet is seen under.
     #[serde(default = "default_prefix")]
     pub prefix: Prefix64,
@@ -182,6 +193,9 @@ fn default_tun() -> TunName {
 }
 fn default_mtu() -> u32 {
     DEFAULT_MTU
+}
+fn default_workers() -> usize {
+    1
 }
 fn default_prefix() -> Prefix64 {
     WELL_KNOWN
@@ -397,6 +411,12 @@ pub fn validate(section: &Section) -> Result<(), Invalid> {
             ),
         ));
     }
+    if !(1..=MAX_WORKERS).contains(&section.workers) {
+        return Err(Invalid::new(
+            "nat64.workers",
+            format!("{} is outside 1..={MAX_WORKERS}", section.workers),
+        ));
+    }
     if section.pool4.is_empty() {
         return Err(Invalid::new(
             "nat64.pool4",
@@ -458,10 +478,11 @@ pub fn validate(section: &Section) -> Result<(), Invalid> {
 // Running
 // ---------------------------------------------------------------------------
 
-/// The state shared by the packet thread, the timer task, metrics and the
-/// admin endpoint.
+/// The state shared by the packet threads, the timer task, metrics and the
+/// admin endpoint: one shard per worker, each behind its own lock.
 struct Shared {
-    state: Mutex<State>,
+    shards: Vec<Mutex<State>>,
+    sharding: Sharding,
     start: Instant,
 }
 
@@ -470,13 +491,41 @@ impl Shared {
         u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self, shard: usize) -> MutexGuard<'_, State> {
         // A panic while holding the lock would be a bug in the core; the
         // tables are still consistent between packets, so keep going.
-        self.state
+        self.shards[shard.min(self.shards.len() - 1)]
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// The counts of all shards added up.
+    fn stats(&self) -> Stats {
+        let mut total = Stats::default();
+        for i in 0..self.shards.len() {
+            let s = self.lock(i).stats();
+            for p in 0..3 {
+                total.sessions[p] += s.sessions[p];
+                total.bib_entries[p] += s.bib_entries[p];
+                total.ports_used[p] += s.ports_used[p];
+                total.ports_total[p] += s.ports_total[p];
+                total.sessions_created[p] += s.sessions_created[p];
+                total.sessions_expired[p] += s.sessions_expired[p];
+            }
+            for (t, v) in total.refused.iter_mut().zip(s.refused) {
+                *t += v;
+            }
+        }
+        total
+    }
+}
+
+/// The limits of one shard: the total is split evenly, the per-source limit
+/// stays whole (a source's flows live in one shard).
+fn shard_limits(mut limits: nat64::Limits, shards: usize) -> nat64::Limits {
+    let n = u32::try_from(shards.max(1)).unwrap_or(1);
+    limits.max_sessions = limits.max_sessions.div_ceil(n);
+    limits
 }
 
 /// Runs the part until `ctx.shutdown` is cancelled.
@@ -485,10 +534,23 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     let config = section
         .state_config()
         .map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.reason))?;
-    let state = State::new(config, SplitMix64::new(os_seed()))?;
-    let translator = Translator::new(section.prefix, section.siit_template());
+    let workers = section.workers.max(1);
+    let sharding = Sharding::new(workers, section.prefix, &config, os_seed());
+    let mut shards = Vec::with_capacity(workers);
+    for i in 0..workers {
+        let mut shard_config = config.clone();
+        shard_config.limits = shard_limits(config.limits, workers);
+        shards.push(Mutex::new(State::new_shard(
+            shard_config,
+            SplitMix64::new(os_seed()),
+            i,
+            workers,
+        )?));
+    }
+    let translator = Arc::new(Translator::new(section.prefix, section.siit_template()));
     let shared = Arc::new(Shared {
-        state: Mutex::new(state),
+        shards,
+        sharding,
         start: Instant::now(),
     });
     let metrics = Arc::new(Metrics::new(Arc::clone(&shared)));
@@ -499,10 +561,14 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
             .add("/nat64/sessions", move || render_sessions(&shared));
     }
 
-    let tun = Tun::open(section.tun.as_str())?;
+    let queues = Tun::open_queues(section.tun.as_str(), workers)?;
+    let Some(tun) = queues.first() else {
+        anyhow::bail!("no TUN queue was opened");
+    };
     tun.set_mtu(section.mtu)?;
     tun.set_up()?;
-    let tun = Arc::new(tun);
+    let queues: Vec<Arc<Tun>> = queues.into_iter().map(Arc::new).collect();
+    let tun = Arc::clone(&queues[0]);
     warn_if_not_forwarding();
 
     // Dropped before `tun`: routes and the nft table go while the device
@@ -520,28 +586,38 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
 
     let waker =
         Arc::new(Waker::new().context("cannot create the eventfd that stops the packet thread")?);
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    let thread = {
-        let (tun, waker, metrics, shared) = (
-            Arc::clone(&tun),
+    // The first thread to end (an error, or the waker) reports; the others
+    // are joined at shutdown.
+    let (done_tx, done_rx) = tokio::sync::mpsc::channel(workers);
+    let mut threads = Vec::with_capacity(workers);
+    for (i, queue) in queues.iter().enumerate() {
+        let (queue, waker, metrics, shared, translator, done_tx) = (
+            Arc::clone(queue),
             Arc::clone(&waker),
             Arc::clone(&metrics),
             Arc::clone(&shared),
+            Arc::clone(&translator),
+            done_tx.clone(),
         );
-        std::thread::Builder::new()
-            .name("nat64-tun".to_owned())
-            .spawn(move || {
-                let result = packet_loop(&tun, &waker, &translator, &shared, &metrics);
-                let _ = done_tx.send(result);
-            })
-            .context("cannot start the packet thread")?
-    };
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("nat64-tun{i}"))
+                .spawn(move || {
+                    let result = packet_loop(&queue, &waker, &translator, &shared, &metrics);
+                    let _ = done_tx.try_send(result);
+                })
+                .context("cannot start a packet thread")?,
+        );
+    }
+    drop(done_tx);
 
     ready.set(true);
     tracing::info!(
-        "nat64 running on tun {} (mtu {}, prefix {}, pool4 {}, {} routes{})",
+        "nat64 running on tun {} (mtu {}, {} worker{}, prefix {}, pool4 {}, {} routes{})",
         tun.name(),
         section.mtu,
+        workers,
+        if workers == 1 { "" } else { "s" },
         section.prefix,
         section
             .pool4
@@ -558,25 +634,48 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     );
 
     let mut done_rx = done_rx;
+    let mut config_rx = ctx.config.clone();
+    let mut running = section.clone();
     let result = loop {
         // Expiry: sleep until the state's next deadline (at most 1 s, so new
         // sessions are seen), then expire.
         let wait = {
-            let state = shared.lock();
             let now = shared.now_ms();
-            state
-                .poll_timeout()
+            (0..workers)
+                .filter_map(|i| shared.lock(i).poll_timeout())
+                .min()
                 .map_or(1000, |at| at.saturating_sub(now).clamp(10, 1000))
         };
         tokio::select! {
             () = ctx.shutdown.cancelled() => {
                 waker.wake();
-                break (&mut done_rx).await;
+                break done_rx.recv().await;
             }
-            result = &mut done_rx => break result,
+            result = done_rx.recv() => break result,
+            changed = config_rx.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let new = config_rx.borrow_and_update().nat64.clone();
+                if let Some(new) = new {
+                    reload(&shared, &mut running, new);
+                }
+            }
             () = tokio::time::sleep(Duration::from_millis(wait)) => {
+                // In rounds, letting go of the lock in between so that a
+                // mass expiry never stalls the packet thread for long.
                 let now = shared.now_ms();
-                let expired = shared.lock().handle_timeout(now);
+                let mut expired = 0;
+                for i in 0..workers {
+                    loop {
+                        let (n, more) = shared.lock(i).handle_timeout_at_most(now, EXPIRY_ROUND);
+                        expired += n;
+                        if !more {
+                            break;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                }
                 if expired > 0 {
                     tracing::debug!(expired, "sessions expired");
                 }
@@ -584,18 +683,66 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
         }
     };
     ready.set(false);
-    let _ = thread.join();
+    waker.wake();
+    for thread in threads {
+        let _ = thread.join();
+    }
     drop(masquerade);
     routes.remove_all();
     drop(tun);
+    drop(queues);
     match result {
-        Ok(Ok(())) => {
+        Some(Ok(())) => {
             tracing::info!("nat64 stopped");
             Ok(())
         }
-        Ok(Err(err)) => Err(err).context("the packet loop failed"),
-        Err(_) => anyhow::bail!("the packet thread ended without a word"),
+        Some(Err(err)) => Err(err).context("the packet loop failed"),
+        None => anyhow::bail!("the packet threads ended without a word"),
     }
+}
+
+/// SIGHUP: timeouts and limits apply to the running state at once (each
+/// session then expires at its last refresh plus the new timeout); the keys
+/// that shape the device, the routes or the tables need a restart.
+fn reload(shared: &Shared, running: &mut Section, new: Section) {
+    let mut needs_restart = Vec::new();
+    if new.tun != running.tun || new.mtu != running.mtu || new.workers != running.workers {
+        needs_restart.push("tun/mtu/workers");
+    }
+    if new.prefix != running.prefix || new.pool4 != running.pool4 {
+        needs_restart.push("prefix/pool4");
+    }
+    if new.static_bib != running.static_bib || new.filtering != running.filtering {
+        needs_restart.push("static_bib/filtering");
+    }
+    if new.manage_routes != running.manage_routes || new.masquerade != running.masquerade {
+        needs_restart.push("manage_routes/masquerade");
+    }
+    if new.own_ipv4 != running.own_ipv4
+        || new.own_ipv6 != running.own_ipv6
+        || new.lowest_ipv6_mtu != running.lowest_ipv6_mtu
+    {
+        needs_restart.push("own_ipv4/own_ipv6/lowest_ipv6_mtu");
+    }
+    if !needs_restart.is_empty() {
+        tracing::warn!(
+            "nat64: changed {} only take effect after a restart",
+            needs_restart.join(", ")
+        );
+    }
+    if let Ok(config) = new.state_config() {
+        let n = shared.shards.len();
+        for i in 0..n {
+            let mut state = shared.lock(i);
+            state.set_timeouts(config.timeouts);
+            state.set_limits(shard_limits(config.limits, n));
+        }
+    }
+    tracing::info!("nat64: timeouts and limits reloaded");
+    running.timeouts = new.timeouts;
+    running.max_sessions = new.max_sessions;
+    running.max_sessions_per_source = new.max_sessions_per_source;
+    running.on_limit = new.on_limit;
 }
 
 /// A seed for port randomisation and table hashing, from the OS.
@@ -615,8 +762,11 @@ fn os_seed() -> u64 {
     t ^ u64::from(std::process::id()).rotate_left(32)
 }
 
-/// Reads, translates and writes packets until `waker` is woken; the state is
-/// locked once per batch of up to [`BATCH`] packets.
+/// Reads, translates and writes packets until `waker` is woken. With one
+/// shard the state is locked once per batch of up to [`BATCH`] packets; with
+/// several, each packet locks the shard (or, for a hairpin, the two shards,
+/// in index order) that [`Sharding::route`] names, and writes after letting
+/// go.
 fn packet_loop(
     tun: &Tun,
     waker: &Waker,
@@ -626,8 +776,9 @@ fn packet_loop(
 ) -> io::Result<()> {
     let mut buf = vec![0u8; tun::MAX_PACKET];
     let mut out = Packets::new();
+    let single = shared.shards.len() == 1;
     while !waker.is_woken() {
-        let mut state = shared.lock();
+        let mut batch_lock = single.then(|| shared.lock(0));
         let now = shared.now_ms();
         let mut idle = false;
         for _ in 0..BATCH {
@@ -649,7 +800,10 @@ fn packet_loop(
             let Some(packet) = buf.get_mut(..len) else {
                 continue;
             };
-            let verdict = translator.translate(&mut state, now, packet, &mut out);
+            let verdict = match batch_lock.as_mut() {
+                Some(state) => translator.translate(state, now, packet, &mut out),
+                None => translate_sharded(translator, shared, now, packet, &mut out),
+            };
             metrics.count(verdict);
             tracing::trace!(len, verdict = verdict.as_str(), out = out.len(), "packet");
             for packet in out.packets() {
@@ -659,12 +813,39 @@ fn packet_loop(
                 }
             }
         }
-        drop(state);
+        drop(batch_lock);
         if idle && tun.wait(waker)? == Ready::Woken {
             break;
         }
     }
     Ok(())
+}
+
+/// One packet through the shard(s) its flow lives in.
+fn translate_sharded(
+    translator: &Translator,
+    shared: &Shared,
+    now: u64,
+    packet: &mut [u8],
+    out: &mut Packets,
+) -> Verdict {
+    let (a, b) = shared.sharding.route(packet);
+    match b {
+        None => translator.translate(&mut shared.lock(a), now, packet, out),
+        Some(b) => {
+            // Two locks, always taken in index order: no deadlock between
+            // two hairpins crossing in opposite directions.
+            let (lo, hi) = (a.min(b), a.max(b));
+            let mut first = shared.lock(lo);
+            let mut second = shared.lock(hi);
+            let (sa, sb) = if a == lo {
+                (&mut *first, &mut *second)
+            } else {
+                (&mut *second, &mut *first)
+            };
+            translator.translate_pair(sa, Some(sb), now, packet, out)
+        }
+    }
 }
 
 /// Without forwarding the kernel drops what we write into the TUN device.
@@ -766,11 +947,15 @@ fn nft_stdin(ruleset: &str) -> anyhow::Result<()> {
 
 /// The `/nat64/sessions` text: BIB entries, then sessions, per protocol.
 fn render_sessions(shared: &Shared) -> String {
-    let (bibs, sessions, stats) = {
-        let state = shared.lock();
-        let now = shared.now_ms();
-        (state.bib_entries(), state.sessions(now), state.stats())
-    };
+    let now = shared.now_ms();
+    let mut bibs = Vec::new();
+    let mut sessions = Vec::new();
+    for i in 0..shared.shards.len() {
+        let state = shared.lock(i);
+        bibs.extend(state.bib_entries_at_most(LIST_MAX));
+        sessions.extend(state.sessions_at_most(now, LIST_MAX));
+    }
+    let stats = shared.stats();
     let mut out = String::new();
     for proto in Proto::ALL {
         let i = Proto::ALL.iter().position(|p| *p == proto).unwrap_or(0);
@@ -783,7 +968,7 @@ fn render_sessions(shared: &Shared) -> String {
             stats.ports_used[i],
             stats.ports_total[i]
         );
-        for b in bibs.iter().filter(|b| b.proto == proto) {
+        for b in bibs.iter().filter(|b| b.proto == proto).take(LIST_MAX) {
             let _ = writeln!(
                 out,
                 "  bib {} {} <-> {} sessions={}{}",
@@ -794,7 +979,7 @@ fn render_sessions(shared: &Shared) -> String {
                 if b.is_static { " static" } else { "" }
             );
         }
-        for s in sessions.iter().filter(|s| s.proto == proto) {
+        for s in sessions.iter().filter(|s| s.proto == proto).take(LIST_MAX) {
             let _ = writeln!(
                 out,
                 "  session {} {} {} -> {} {} expires_in={}s",
@@ -805,6 +990,15 @@ fn render_sessions(shared: &Shared) -> String {
                 s.tcp_state.map_or("-", |t| t.as_str()),
                 s.expires_in_ms.div_ceil(1000)
             );
+        }
+        let listed = sessions
+            .iter()
+            .filter(|s| s.proto == proto)
+            .count()
+            .min(LIST_MAX);
+        let all = usize::try_from(stats.sessions[i]).unwrap_or(usize::MAX);
+        if all > listed {
+            let _ = writeln!(out, "  ... {} more sessions not listed", all - listed);
         }
     }
     out
@@ -867,7 +1061,7 @@ impl Collect for Metrics {
                 counter.get(),
             );
         }
-        let stats = self.shared.lock().stats();
+        let stats = self.shared.stats();
         for (i, proto) in Proto::ALL.iter().enumerate() {
             let p = [("proto", proto.as_str())];
             out.gauge(
@@ -1026,6 +1220,10 @@ ipv4 = "192.0.2.1:80"
         )
         .unwrap_err();
         assert!(err.contains("nat64.masquerade"), "{err}");
+        let err =
+            parse("[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\nworkers = 0\n")
+                .unwrap_err();
+        assert!(err.contains("nat64.workers"), "{err}");
     }
 
     #[test]
@@ -1036,6 +1234,16 @@ ipv4 = "192.0.2.1:80"
         for bad in ["", "5", "m", "-5s", "1.5s", "5x", "99999999999h"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn shards_split_the_total_limit_and_keep_the_per_source_one() {
+        let limits = shard_limits(nat64::Limits::default(), 3);
+        assert_eq!(limits.max_sessions, (1 << 20) / 3 + 1);
+        assert_eq!(
+            limits.max_sessions_per_source,
+            nat64::Limits::default().max_sessions_per_source
+        );
     }
 
     #[test]

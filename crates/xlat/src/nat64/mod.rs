@@ -33,9 +33,9 @@ use hashbrown::HashTable;
 
 pub use pool4::{Pool4, Pool4Entry, Pool4Error, PortRange};
 pub use random::{Random, SplitMix64};
-pub use table::ENTRY_BYTES;
+pub use table::{shard_of_port, ENTRY_BYTES};
 pub use tcp::{Side, TcpFlags, TcpState};
-pub use translate::{Drop, Packets, Translator, Verdict};
+pub use translate::{Drop, Packets, Sharding, Translator, Verdict};
 
 use table::{Table, Timer, TIMERS};
 
@@ -421,7 +421,22 @@ fn stamp(now_ms: u64) -> u32 {
 impl<R: Random> State<R> {
     /// A state with no sessions; `rng` seeds the table hashes and chooses
     /// ports.
-    pub fn new(config: Config, mut rng: R) -> Result<Self, StateError> {
+    pub fn new(config: Config, rng: R) -> Result<Self, StateError> {
+        Self::new_shard(config, rng, 0, 1)
+    }
+
+    /// Shard `shard` of `shards`: it hands out only the pool4 ports
+    /// [`shard_of_port`] gives it, and holds only the static BIB entries on
+    /// those ports (a driver routes packets with [`Sharding`]). The limits
+    /// apply to this shard alone.
+    pub fn new_shard(
+        config: Config,
+        mut rng: R,
+        shard: usize,
+        shards: usize,
+    ) -> Result<Self, StateError> {
+        let shards = shards.max(1);
+        let shard = shard.min(shards - 1);
         let seed = rng.next_u64();
         let adf = config.filtering == Filtering::AddressDependent;
         let tables = Proto::ALL.map(|p| {
@@ -430,6 +445,7 @@ impl<R: Random> State<R> {
                 config.pool4.proto(p),
                 seed.rotate_left(u32::try_from(p.index()).unwrap_or(0) * 8),
                 adf,
+                (shard, shards),
             )
         });
         let mut state = Self {
@@ -457,6 +473,9 @@ impl<R: Random> State<R> {
             }
             if table.find_bib4(v4, s.v4.port).is_some() {
                 return Err(StateError::StaticConflict(s.proto, s.v4.to_string()));
+            }
+            if shard_of_port(s.v4.port, shards) != shard {
+                continue;
             }
             table.insert_bib(s.v6.addr.octets(), s.v6.port, v4, s.v4.port, true);
         }
@@ -768,8 +787,16 @@ impl<R: Random> State<R> {
     /// Expires every session whose lifetime ended at or before `now_ms`;
     /// returns how many were deleted. Costs O(sessions that expire).
     pub fn handle_timeout(&mut self, now_ms: u64) -> u64 {
+        self.handle_timeout_at_most(now_ms, usize::MAX).0
+    }
+
+    /// Like [`State::handle_timeout`], but looks at no more than `budget`
+    /// expired sessions, so that a caller holding a lock can let go between
+    /// rounds. Returns (deleted, whether expired sessions remain).
+    pub fn handle_timeout_at_most(&mut self, now_ms: u64, budget: usize) -> (u64, bool) {
         let now = self.clock(now_ms);
         let mut deleted = 0;
+        let mut seen = 0usize;
         for pi in 0..3 {
             for timer in ALL_TIMERS {
                 while let Some(idx) = self.tables[pi].head(timer) {
@@ -777,6 +804,10 @@ impl<R: Random> State<R> {
                     if self.expiry_ms(s.stamp, timer) > now {
                         break;
                     }
+                    if seen >= budget {
+                        return (deleted, true);
+                    }
+                    seen += 1;
                     let keep = if pi == Proto::Tcp.index() {
                         TcpState::from_u8(s.state).and_then(tcp::expire)
                     } else {
@@ -797,7 +828,7 @@ impl<R: Random> State<R> {
                 }
             }
         }
-        deleted
+        (deleted, false)
     }
 
     /// Sessions of all protocols together.
@@ -828,10 +859,16 @@ impl<R: Random> State<R> {
 
     /// Every session, for display; O(table size).
     pub fn sessions(&self, now_ms: u64) -> Vec<SessionInfo> {
-        let mut out = Vec::with_capacity(usize::try_from(self.total).unwrap_or(0));
+        self.sessions_at_most(now_ms, usize::MAX)
+    }
+
+    /// The first `max` sessions of each protocol, for display.
+    pub fn sessions_at_most(&self, now_ms: u64, max: usize) -> Vec<SessionInfo> {
+        let total = usize::try_from(self.total).unwrap_or(0);
+        let mut out = Vec::with_capacity(total.min(max.saturating_mul(3)));
         for proto in Proto::ALL {
             let t = &self.tables[proto.index()];
-            for (_, s) in t.live_sessions() {
+            for (_, s) in t.live_sessions().take(max) {
                 let b = t.bib(s.bib);
                 let (a6, p6) = b.v6();
                 let (a4, p4) = b.v4();
@@ -856,9 +893,14 @@ impl<R: Random> State<R> {
 
     /// Every BIB entry, for display; O(table size).
     pub fn bib_entries(&self) -> Vec<BibInfo> {
+        self.bib_entries_at_most(usize::MAX)
+    }
+
+    /// The first `max` BIB entries of each protocol, for display.
+    pub fn bib_entries_at_most(&self, max: usize) -> Vec<BibInfo> {
         let mut out = Vec::new();
         for proto in Proto::ALL {
-            for b in self.tables[proto.index()].live_bibs() {
+            for b in self.tables[proto.index()].live_bibs().take(max) {
                 let (a6, p6) = b.v6();
                 let (a4, p4) = b.v4();
                 out.push(BibInfo {

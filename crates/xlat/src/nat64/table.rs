@@ -132,6 +132,8 @@ struct Block {
     /// Allocated on first use; empty means every port is free.
     slots: Vec<u32>,
     used: u32,
+    /// Ports of the range this shard owns.
+    owned: u32,
 }
 
 impl Block {
@@ -156,7 +158,7 @@ impl Block {
     }
 
     fn full(&self) -> bool {
-        self.used >= self.range.len()
+        self.used >= self.owned
     }
 }
 
@@ -187,6 +189,17 @@ fn hash_adf(seed: u64, bib: u32, remote4: [u8; 4]) -> u64 {
         u64::from(bib),
         u64::from(u32::from_be_bytes(remote4)) << 16,
     )
+}
+
+/// The shard that owns pool4 port (or ICMP identifier) `port` when pool4 is
+/// split over `shards` shards: pairs of ports go round the shards, so every
+/// shard keeps both parities and both range classes.
+pub fn shard_of_port(port: u16, shards: usize) -> usize {
+    if shards <= 1 {
+        0
+    } else {
+        usize::from(port >> 1) % shards
+    }
 }
 
 /// RFC 6146 §3.5.1.1: ports 0-1023 and 1024-65535 are the two range classes.
@@ -235,10 +248,19 @@ pub(crate) struct Table {
     static4: Vec<(([u8; 4], u16), u32)>,
     lists: [List; TIMERS],
     pool_ports: u64,
+    shard: usize,
+    shards: usize,
 }
 
 impl Table {
-    pub fn new(proto: Proto, pool: &ProtoPool, seed: u64, adf: bool) -> Self {
+    /// The table of shard `shard` of `shards` (0 of 1 when not sharded).
+    pub fn new(
+        proto: Proto,
+        pool: &ProtoPool,
+        seed: u64,
+        adf: bool,
+        (shard, shards): (usize, usize),
+    ) -> Self {
         let blocks: Vec<Block> = pool
             .blocks()
             .iter()
@@ -247,8 +269,15 @@ impl Table {
                 range: *r,
                 slots: Vec::new(),
                 used: 0,
+                owned: u32::try_from(
+                    (r.first..=r.last)
+                        .filter(|&p| shard_of_port(p, shards) == shard)
+                        .count(),
+                )
+                .unwrap_or(0),
             })
             .collect();
+        let pool_ports = blocks.iter().map(|b| u64::from(b.owned)).sum();
         let mut addrs: Vec<([u8; 4], usize, usize)> = Vec::new();
         for (i, b) in blocks.iter().enumerate() {
             match addrs.last_mut() {
@@ -272,8 +301,15 @@ impl Table {
             addrs,
             static4: Vec::new(),
             lists: [EMPTY_LIST; TIMERS],
-            pool_ports: pool.ports(),
+            pool_ports,
+            shard,
+            shards,
         }
+    }
+
+    /// Whether this shard hands out `port`.
+    pub fn owns(&self, port: u16) -> bool {
+        shard_of_port(port, self.shards) == self.shard
     }
 
     /// Pre-sizes the slabs and indices for `n` sessions with one BIB entry
@@ -470,7 +506,7 @@ impl Table {
             if port == 0 && self.proto != Proto::Icmp {
                 continue;
             }
-            if parity.is_some_and(|p| port & 1 != p) {
+            if parity.is_some_and(|p| port & 1 != p) || !self.owns(port) {
                 continue;
             }
             if block.slot(port) == NONE {

@@ -507,6 +507,42 @@ fn a_clock_that_steps_back_does_not_expire_anything_early() {
     assert_eq!(s.handle_timeout(15 * MIN), 2);
 }
 
+#[test]
+fn expiry_in_bounded_rounds_deletes_everything_due_and_nothing_else() {
+    let mut s = state(config(&["192.0.2.1"]));
+    for port in 0..100 {
+        s.outbound(
+            0,
+            Proto::Udp,
+            v6("2001:db8::1", port),
+            server(),
+            TcpFlags::NONE,
+        )
+        .unwrap();
+    }
+    s.outbound(
+        MIN,
+        Proto::Udp,
+        v6("2001:db8::2", 1),
+        server(),
+        TcpFlags::NONE,
+    )
+    .unwrap();
+    let mut rounds = 0;
+    let mut deleted = 0;
+    loop {
+        let (d, more) = s.handle_timeout_at_most(5 * MIN, 30);
+        deleted += d;
+        rounds += 1;
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(deleted, 100);
+    assert_eq!(rounds, 4);
+    assert_eq!(s.session_count(), 1);
+}
+
 // ---- TCP states ----
 
 /// Opens a connection from the IPv6 side: V6 SYN, then the V4 SYN/ACK.
@@ -1038,6 +1074,32 @@ fn sessions_and_bib_entries_are_listed() {
     let tcp = list.iter().find(|x| x.proto == Proto::Tcp).unwrap();
     assert_eq!(tcp.tcp_state, Some(TcpState::V6Init));
     assert_eq!(s.bib_entries().len(), 2);
+}
+
+#[test]
+fn listings_can_be_capped_per_protocol() {
+    let mut s = state(config(&["192.0.2.1"]));
+    for port in 0..10 {
+        s.outbound(
+            0,
+            Proto::Udp,
+            v6("2001:db8::1", port),
+            server(),
+            TcpFlags::NONE,
+        )
+        .unwrap();
+        s.outbound(
+            0,
+            Proto::Icmp,
+            v6("2001:db8::1", port),
+            server(),
+            TcpFlags::NONE,
+        )
+        .unwrap();
+    }
+    assert_eq!(s.sessions_at_most(0, 3).len(), 6);
+    assert_eq!(s.bib_entries_at_most(4).len(), 8);
+    assert_eq!(s.sessions(0).len(), 20);
 }
 
 #[test]

@@ -21,8 +21,8 @@
 //!   translated to IPv4 and then fed back through the 4→6 half.
 //!
 //! Packets whose hop limit or TTL runs out, and IPv6 packets with a Routing
-//! header to follow, go to `Siit::translate` untouched: it answers them with
-//! the RFC 7915 ICMP error, from its own address.
+//! header to follow, are answered here with the RFC 7915 ICMP error, from the
+//! translator's own address, before any state is made.
 //!
 //! Not implemented (dropped and counted as `fragment`): IP fragments. A
 //! stateful NAT64 needs the transport header of the first fragment to map the
@@ -35,7 +35,9 @@ use crate::prefix64::{is_global_v4, Prefix64};
 use crate::siit::{DropReason, Output, Siit, SiitConfig, Verdict as SiitVerdict};
 use crate::wire::{icmp, proto, Ipv4Packet, Ipv6Packet};
 
-use super::{IcmpError, Proto, Random, Refuse, State, Taddr4, Taddr6, TcpFlags};
+use super::{
+    shard_of_port, Config, IcmpError, Pool4, Proto, Random, Refuse, State, Taddr4, Taddr6, TcpFlags,
+};
 
 /// Why the NAT64 did not forward a packet. `as_str()` is the metric label;
 /// [`Drop::labels`] lists them all.
@@ -343,6 +345,9 @@ fn refill_icmpv6_checksum(b: &mut [u8], at: usize) {
 pub struct Translator {
     siit: Siit,
     prefix: Prefix64,
+    /// Sources of the ICMP errors the translator makes itself.
+    own_v4: Option<Ipv4Addr>,
+    own_v6: Option<Ipv6Addr>,
 }
 
 impl Translator {
@@ -350,6 +355,10 @@ impl Translator {
     /// pool6, EAM table and hairpinning are replaced: the NAT64 prefix is
     /// pool6, there is no EAM, and hairpinning is the NAT64's own.
     pub fn new(prefix: Prefix64, template: SiitConfig) -> Self {
+        let own_v4 = template.own_ipv4;
+        let own_v6 = template
+            .own_ipv6
+            .or_else(|| own_v4.map(|a| prefix.embed_unchecked(a)));
         let config = SiitConfig {
             pool6: Some(prefix),
             eam: Vec::new(),
@@ -359,6 +368,8 @@ impl Translator {
         Self {
             siit: Siit::new(config),
             prefix,
+            own_v4,
+            own_v6,
         }
     }
 
@@ -377,10 +388,24 @@ impl Translator {
         packet: &mut [u8],
         out: &mut Packets,
     ) -> Verdict {
+        self.translate_pair(state, None, now_ms, packet, out)
+    }
+
+    /// [`Translator::translate`] for a sharded state: `first` is the shard
+    /// [`Sharding::route`] names first, `second` the other one of a hairpin
+    /// when it is not the same (lock them in index order).
+    pub fn translate_pair<R: Random>(
+        &self,
+        state: &mut State<R>,
+        second: Option<&mut State<R>>,
+        now_ms: u64,
+        packet: &mut [u8],
+        out: &mut Packets,
+    ) -> Verdict {
         out.clear();
         let verdict = match packet.first().map(|b| b >> 4) {
-            Some(6) => self.six_to_four(state, now_ms, packet, out),
-            Some(4) => self.four_to_six(state, now_ms, packet, out),
+            Some(6) => self.six_to_four(state, second, now_ms, packet, out),
+            Some(4) => self.four_to_six_inner(state, now_ms, packet, out, false),
             _ => Verdict::Drop(Drop::Xlat(DropReason::UnknownVersion)),
         };
         if matches!(verdict, Verdict::Drop(_)) {
@@ -389,15 +414,43 @@ impl Translator {
         verdict
     }
 
-    /// A packet the stateless translator handles alone (an ICMP error of
-    /// its own: hop limit, TTL, routing header).
-    fn stateless(&self, packet: &[u8], out: &mut Packets) -> Verdict {
-        match self.siit.translate(packet, &mut out.siit) {
-            SiitVerdict::IcmpError(r) => Verdict::IcmpError(Drop::Xlat(r)),
-            SiitVerdict::Drop(r) => Verdict::Drop(Drop::Xlat(r)),
-            // Neither can happen for a packet with an expired hop limit or
-            // TTL; if it did, nothing would have been mapped: drop.
-            _ => Verdict::Drop(Drop::Xlat(DropReason::Unsupported)),
+    /// RFC 7915 §5.1: the translator is a router; a hop limit that would
+    /// reach zero gets an ICMPv6 Time Exceeded from its own address, and a
+    /// Routing header with segments left a Parameter Problem. No state.
+    fn router_error_v6(
+        &self,
+        packet: &[u8],
+        t: u8,
+        pointer: u32,
+        why: DropReason,
+        out: &mut Packets,
+    ) -> Verdict {
+        let about_error = Ipv6Packet::new_unchecked(packet).walk().is_ok_and(|w| {
+            w.protocol == proto::ICMPV6 && packet.get(w.upper_at).is_some_and(|&t| t < 128)
+        });
+        match self.own_v6 {
+            Some(own) if !about_error => {
+                icmpv6_error(packet, own, t, 0, pointer, out);
+                Verdict::IcmpError(Drop::Xlat(why))
+            }
+            _ => Verdict::Drop(Drop::Xlat(why)),
+        }
+    }
+
+    /// RFC 7915 §4.1: a TTL that would reach zero gets an ICMPv4 Time
+    /// Exceeded from the translator's own address. No state.
+    fn router_error_v4(&self, packet: &[u8], hl: usize, out: &mut Packets) -> Verdict {
+        let why = DropReason::TtlExpired;
+        let about_error = packet[9] == proto::ICMP
+            && packet
+                .get(hl)
+                .is_some_and(|&t| matches!(t, 3 | 4 | 5 | 11 | 12));
+        match self.own_v4 {
+            Some(own) if !about_error => {
+                icmpv4_error(packet, own, icmp::v4::TIME_EXCEEDED, 0, out);
+                Verdict::IcmpError(Drop::Xlat(why))
+            }
+            _ => Verdict::Drop(Drop::Xlat(why)),
         }
     }
 
@@ -414,6 +467,7 @@ impl Translator {
     fn six_to_four<R: Random>(
         &self,
         state: &mut State<R>,
+        second: Option<&mut State<R>>,
         now: u64,
         packet: &mut [u8],
         out: &mut Packets,
@@ -434,11 +488,36 @@ impl Translator {
             )
         };
         let packet = &mut packet[..total];
-        if hop <= 1 || walk.segments_left_at.is_some() {
-            return self.stateless(packet, out);
-        }
         if !self.prefix.contains(dst6) {
             return Verdict::Drop(Drop::NotOurs);
+        }
+        // A source that cannot be a host (or that is the prefix itself,
+        // which would loop) gets no state.
+        if src6.is_multicast()
+            || src6.is_unspecified()
+            || src6.is_loopback()
+            || self.prefix.contains(src6)
+        {
+            return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableSource));
+        }
+        if let Some(at) = walk.segments_left_at {
+            let pointer = u32::try_from(at).unwrap_or(0);
+            return self.router_error_v6(
+                packet,
+                icmp::v6::PARAMETER_PROBLEM,
+                pointer,
+                DropReason::SegmentsLeft,
+                out,
+            );
+        }
+        if hop <= 1 {
+            return self.router_error_v6(
+                packet,
+                icmp::v6::TIME_EXCEEDED,
+                0,
+                DropReason::HopLimitExpired,
+                out,
+            );
         }
         let Some(z) = self.extract(dst6) else {
             return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableDestination));
@@ -475,7 +554,7 @@ impl Translator {
         fix_checksum(l4b, l4.checksum_at, l4.udp, old, new);
 
         if state.is_pool4_addr(z) {
-            return self.hairpin(state, now, packet, out);
+            return self.hairpin(second.unwrap_or(state), now, packet, out);
         }
         match self.siit.translate(packet, &mut out.siit) {
             SiitVerdict::SixToFour => Verdict::SixToFour,
@@ -509,7 +588,7 @@ impl Translator {
             middle.extend_from_slice(v4);
         }
         out.clear();
-        let v = self.four_to_six(state, now, &mut middle, out);
+        let v = self.four_to_six_inner(state, now, &mut middle, out, true);
         out.hairpin = middle;
         match v {
             Verdict::FourToSix => Verdict::Hairpin,
@@ -575,12 +654,15 @@ impl Translator {
 
     // ---- 4 → 6 ----
 
-    fn four_to_six<R: Random>(
+    /// `hairpin`: the packet is the IPv4 middle of a hairpin, whose source
+    /// is a pool4 address by design; from outside such a source is spoofed.
+    fn four_to_six_inner<R: Random>(
         &self,
         state: &mut State<R>,
         now: u64,
         packet: &mut [u8],
         out: &mut Packets,
+        hairpin: bool,
     ) -> Verdict {
         let (src4, dst4, ttl, hl, fragment, protocol, total) = {
             let Ok(ip) = Ipv4Packet::new_checked(&*packet) else {
@@ -603,8 +685,16 @@ impl Translator {
         if !state.is_pool4_addr(dst4) {
             return Verdict::Drop(Drop::NotOurs);
         }
+        if src4.is_unspecified()
+            || src4.is_broadcast()
+            || src4.is_multicast()
+            || src4.is_loopback()
+            || (!hairpin && state.is_pool4_addr(src4))
+        {
+            return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableSource));
+        }
         if ttl <= 1 {
-            return self.stateless(packet, out);
+            return self.router_error_v4(packet, hl, out);
         }
         if fragment {
             return Verdict::Drop(Drop::Fragment);
@@ -730,6 +820,119 @@ impl Translator {
     }
 }
 
+/// Which shard holds a packet's state, for a driver that splits the state
+/// over several [`State`] shards (one per worker, each behind its own lock).
+///
+/// A 6→4 packet goes to the shard of its IPv6 source address (so one host's
+/// sessions, and its per-source limit, stay in one shard), or, for a static
+/// BIB entry, to the shard of its pool4 port; a 4→6 packet goes to the shard
+/// that owns its pool4 port ([`shard_of_port`]), which is the shard that
+/// handed the port out. ICMP errors follow their inner packet. A hairpin
+/// needs two shards: the source's, then the one of the pool4 port it is
+/// sent to.
+#[derive(Debug, Clone)]
+pub struct Sharding {
+    shards: usize,
+    seed: u64,
+    prefix: Prefix64,
+    pool4: Pool4,
+    statics: Vec<(Proto, Taddr6, u16)>,
+}
+
+impl Sharding {
+    pub fn new(shards: usize, prefix: Prefix64, config: &Config, seed: u64) -> Self {
+        Self {
+            shards: shards.max(1),
+            seed,
+            prefix,
+            pool4: config.pool4.clone(),
+            statics: config
+                .static_bib
+                .iter()
+                .map(|s| (s.proto, s.v6, s.v4.port))
+                .collect(),
+        }
+    }
+
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    fn of_v6(&self, proto: Proto, addr: &[u8], port: u16) -> usize {
+        if self.shards == 1 {
+            return 0;
+        }
+        if let Some((_, _, t)) = self
+            .statics
+            .iter()
+            .find(|(p, v6, _)| *p == proto && v6.port == port && v6.addr.octets() == addr)
+        {
+            return shard_of_port(*t, self.shards);
+        }
+        let mut h = self.seed ^ 0xcbf2_9ce4_8422_2325;
+        for &b in addr {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        usize::try_from(h % u64::try_from(self.shards).unwrap_or(1)).unwrap_or(0)
+    }
+
+    /// (shard, the other shard of a hairpin). Packets that cannot be parsed
+    /// go to shard 0, where translation drops them.
+    pub fn route(&self, packet: &[u8]) -> (usize, Option<usize>) {
+        if self.shards == 1 {
+            return (0, None);
+        }
+        match packet.first().map(|b| b >> 4) {
+            Some(6) => self.route6(packet).unwrap_or((0, None)),
+            Some(4) => (self.route4(packet).unwrap_or(0), None),
+            _ => (0, None),
+        }
+    }
+
+    fn route6(&self, packet: &[u8]) -> Option<(usize, Option<usize>)> {
+        let ip = Ipv6Packet::new_checked(packet).ok()?;
+        let walk = ip.walk().ok()?;
+        let upper = packet.get(walk.upper_at..)?;
+        if walk.protocol == proto::ICMPV6 && *upper.first()? < 128 {
+            // An error about a packet to X': X' and x are inside.
+            let inner = upper.get(icmp::HEADER_LEN..)?;
+            if inner.len() < 40 {
+                return None;
+            }
+            let iwalk = Ipv6Packet::new_unchecked(inner).walk().ok()?;
+            let l4 = l4_of(iwalk.protocol, inner.get(iwalk.upper_at..)?, true, false).ok()?;
+            return Some((self.of_v6(l4.proto, &inner[24..40], l4.dst_port), None));
+        }
+        let l4 = l4_of(walk.protocol, upper, true, false).ok()?;
+        let first = self.of_v6(l4.proto, &packet[8..24], l4.src_port);
+        let dst = ip.dst_addr();
+        let hairpin = self
+            .prefix
+            .extract(dst)
+            .filter(|z| self.prefix.contains(dst) && self.pool4.has_address(*z));
+        // An ICMP hairpin meets the identifier the first shard hands out.
+        let second = match hairpin {
+            Some(_) if l4.proto != Proto::Icmp => Some(shard_of_port(l4.dst_port, self.shards)),
+            _ => None,
+        };
+        Some((first, second.filter(|s| *s != first)))
+    }
+
+    fn route4(&self, packet: &[u8]) -> Option<usize> {
+        let ip = Ipv4Packet::new_checked(packet).ok()?;
+        let upper = packet.get(ip.header_len()..)?;
+        if ip.protocol() == proto::ICMP && matches!(upper.first()?, 3 | 11 | 12) {
+            // An error about a packet from T:t.
+            let inner = upper.get(icmp::HEADER_LEN..)?;
+            let ihl = usize::from(*inner.first()? & 0x0f) * 4;
+            let l4 = l4_of(*inner.get(9)?, inner.get(ihl..)?, false, false).ok()?;
+            return Some(shard_of_port(l4.src_port, self.shards));
+        }
+        let l4 = l4_of(ip.protocol(), upper, false, false).ok()?;
+        Some(shard_of_port(l4.dst_port, self.shards))
+    }
+}
+
 /// RFC 6146 §3.5.1.1: an IPv6 packet the state refused, answered (when the
 /// state asks) with an ICMPv6 Destination Unreachable, code 3, from the
 /// packet's destination.
@@ -742,21 +945,16 @@ fn refused_v6(
     if icmp_err != Some(IcmpError::V6AddressUnreachable) || orig.len() < 40 {
         return Verdict::Drop(Drop::State(reason));
     }
-    let body = orig.len().min(1280 - 48);
-    let total = 48 + body;
-    let mut p = [0u8; 1280];
-    let p = &mut p[..total];
-    p[0] = 0x60;
-    p[4..6].copy_from_slice(&u16::try_from(8 + body).unwrap_or(0).to_be_bytes());
-    p[6] = proto::ICMPV6;
-    p[7] = 64;
-    p[8..24].copy_from_slice(&orig[24..40]);
-    p[24..40].copy_from_slice(&orig[8..24]);
-    p[40] = icmp::v6::DEST_UNREACHABLE;
-    p[41] = 3;
-    p[48..].copy_from_slice(&orig[..body]);
-    refill_icmpv6_checksum(p, 40);
-    out.push_own(p);
+    let mut from = [0u8; 16];
+    from.copy_from_slice(&orig[24..40]);
+    icmpv6_error(
+        orig,
+        Ipv6Addr::from(from),
+        icmp::v6::DEST_UNREACHABLE,
+        3,
+        0,
+        out,
+    );
     Verdict::IcmpError(Drop::State(reason))
 }
 
@@ -774,11 +972,48 @@ fn refused_v4(
         Some(IcmpError::V4AdminProhibited) => 13,
         _ => return Verdict::Drop(Drop::State(reason)),
     };
+    let from = Ipv4Addr::new(orig[16], orig[17], orig[18], orig[19]);
+    icmpv4_error(orig, from, icmp::v4::DEST_UNREACHABLE, code, out);
+    Verdict::IcmpError(Drop::State(reason))
+}
+
+/// An ICMPv6 error about `orig` (a whole IPv6 packet, at least 40 bytes),
+/// from `from` to its source, quoting as much as fits in 1280 bytes (RFC
+/// 4443 §2.4). `rest` is the pointer of a Parameter Problem.
+fn icmpv6_error(orig: &[u8], from: Ipv6Addr, t: u8, code: u8, rest: u32, out: &mut Packets) {
+    if orig.len() < 40 {
+        return;
+    }
+    let body = orig.len().min(1280 - 48);
+    let total = 48 + body;
+    let mut p = [0u8; 1280];
+    let p = &mut p[..total];
+    p[0] = 0x60;
+    p[4..6].copy_from_slice(&u16::try_from(8 + body).unwrap_or(0).to_be_bytes());
+    p[6] = proto::ICMPV6;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&from.octets());
+    p[24..40].copy_from_slice(&orig[8..24]);
+    p[40] = t;
+    p[41] = code;
+    p[44..48].copy_from_slice(&rest.to_be_bytes());
+    p[48..].copy_from_slice(&orig[..body]);
+    refill_icmpv6_checksum(p, 40);
+    out.push_own(p);
+}
+
+/// An ICMPv4 error about `orig` (a whole IPv4 packet), from `from` to its
+/// source, quoting as much as fits in 576 bytes (RFC 1812 §4.3.2.3). Never
+/// about a packet from a broadcast, multicast, unspecified or loopback
+/// source.
+fn icmpv4_error(orig: &[u8], from: Ipv4Addr, t: u8, code: u8, out: &mut Packets) {
+    if orig.len() < 20 {
+        return;
+    }
     let src = Ipv4Addr::new(orig[12], orig[13], orig[14], orig[15]);
     if src.is_broadcast() || src.is_multicast() || src.is_unspecified() || src.is_loopback() {
-        return Verdict::Drop(Drop::State(reason));
+        return;
     }
-    // RFC 1812 §4.3.2.3: as much of the original as fits in 576 bytes.
     let body = orig.len().min(576 - 28);
     let total = 28 + body;
     let mut p = [0u8; 576];
@@ -787,15 +1022,14 @@ fn refused_v4(
     p[2..4].copy_from_slice(&u16::try_from(total).unwrap_or(0).to_be_bytes());
     p[8] = 64;
     p[9] = proto::ICMP;
-    p[12..16].copy_from_slice(&orig[16..20]);
+    p[12..16].copy_from_slice(&from.octets());
     p[16..20].copy_from_slice(&orig[12..16]);
     let hc = checksum::checksum(&p[..20]);
     p[10..12].copy_from_slice(&hc.to_be_bytes());
-    p[20] = icmp::v4::DEST_UNREACHABLE;
+    p[20] = t;
     p[21] = code;
     p[28..].copy_from_slice(&orig[..body]);
     let ic = checksum::checksum(&p[20..]);
     p[22..24].copy_from_slice(&ic.to_be_bytes());
     out.push_own(p);
-    Verdict::IcmpError(Drop::State(reason))
 }

@@ -428,6 +428,38 @@ fn an_expiring_hop_limit_is_answered_by_the_translator_without_state() {
     );
     let s = check(out.get(0).unwrap());
     assert_eq!(addrs6(&s), (a6(OWN6), a6(C6)));
+    let Some(TransportSlice::Icmpv6(i)) = &s.transport else {
+        panic!()
+    };
+    assert!(matches!(
+        i.icmp_type(),
+        etherparse::Icmpv6Type::TimeExceeded(_)
+    ));
+    assert_eq!(st.session_count(), 0);
+}
+
+#[test]
+fn an_expiring_ttl_is_answered_from_the_own_ipv4_address_without_state() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut r = Vec::new();
+    PacketBuilder::ipv4(a4(S4), a4(POOL), 1)
+        .udp(53, 61001)
+        .write(&mut r, b"x")
+        .unwrap();
+    assert_eq!(
+        x.translate(&mut st, 0, &mut r, &mut out),
+        Verdict::IcmpError(Drop::Xlat(crate::siit::DropReason::TtlExpired))
+    );
+    let s = check(out.get(0).unwrap());
+    assert_eq!(addrs4(&s), (a4(POOL), a4(S4)));
+    let Some(TransportSlice::Icmpv4(i)) = &s.transport else {
+        panic!()
+    };
+    assert!(matches!(
+        i.icmp_type(),
+        etherparse::Icmpv4Type::TimeExceeded(_)
+    ));
     assert_eq!(st.session_count(), 0);
 }
 
@@ -476,6 +508,181 @@ fn other_protocols_are_dropped() {
     assert_eq!(
         x.translate(&mut st, 0, &mut p, &mut out),
         Verdict::Drop(Drop::Protocol)
+    );
+}
+
+#[test]
+fn spoofed_or_martian_sources_create_no_state() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    for src in ["ff02::1", "::", "::1", "64:ff9b:1::c000:201"] {
+        let mut p = udp6(src, 1, S4_V6, 53, 64, b"a");
+        assert_eq!(
+            x.translate(&mut st, 0, &mut p, &mut out),
+            Verdict::Drop(Drop::Xlat(crate::siit::DropReason::UntranslatableSource)),
+            "{src}"
+        );
+    }
+    // An IPv4 packet claiming to come from pool4 itself, or from a martian.
+    let mut first = udp6(C6, 40000, S4_V6, 53, 64, b"q");
+    x.translate(&mut st, 0, &mut first, &mut out);
+    let t = ports(&check(&one(&out))).0;
+    for src in [POOL, "0.0.0.0", "127.0.0.1", "224.0.0.1", "255.255.255.255"] {
+        let mut r = udp4(src, 53, POOL, t, b"spoof");
+        assert_eq!(
+            x.translate(&mut st, 0, &mut r, &mut out),
+            Verdict::Drop(Drop::Xlat(crate::siit::DropReason::UntranslatableSource)),
+            "{src}"
+        );
+    }
+    assert_eq!(st.session_count(), 1);
+}
+
+fn sharded(n: usize, statics: Vec<StaticBib>) -> (Translator, Vec<State>, Sharding) {
+    let entries: Vec<Pool4Entry> = [POOL].iter().map(|e| e.parse().unwrap()).collect();
+    let config = Config {
+        pool4: Pool4::new(&entries).unwrap(),
+        timeouts: Timeouts::default(),
+        limits: Limits::default(),
+        filtering: Filtering::default(),
+        static_bib: statics,
+    };
+    let prefix: Prefix64 = PREFIX.parse().unwrap();
+    let states = (0..n)
+        .map(|i| State::new_shard(config.clone(), SplitMix64::new(i as u64), i, n).unwrap())
+        .collect();
+    let template = SiitConfig {
+        own_ipv4: Some(POOL.parse().unwrap()),
+        ..SiitConfig::default()
+    };
+    (
+        Translator::new(prefix, template),
+        states,
+        Sharding::new(n, prefix, &config, 7),
+    )
+}
+
+use crate::prefix64::Prefix64;
+
+/// Runs one packet through the shards the router names.
+fn run_sharded(
+    x: &Translator,
+    states: &mut [State],
+    sh: &Sharding,
+    p: &mut [u8],
+    out: &mut Packets,
+) -> (Verdict, usize) {
+    let (a, b) = sh.route(p);
+    let v = match b {
+        None => x.translate_pair(&mut states[a], None, 0, p, out),
+        Some(b) => {
+            let (lo, hi) = states.split_at_mut(a.max(b));
+            let (sa, sb) = if a < b {
+                (&mut lo[a], &mut hi[0])
+            } else {
+                (&mut hi[0], &mut lo[b])
+            };
+            x.translate_pair(sa, Some(sb), 0, p, out)
+        }
+    };
+    (v, a)
+}
+
+#[test]
+fn sharded_state_sees_both_directions_of_every_flow_in_one_shard() {
+    let (x, mut states, sh) = sharded(3, Vec::new());
+    let mut out = Packets::new();
+    let mut used = [0usize; 3];
+    for host in 1..=30u16 {
+        let src = format!("2001:db8:6::{host:x}");
+        for port in [1000u16, 40000, 40001] {
+            let mut p = udp6(&src, port, S4_V6, 53, 64, b"q");
+            let (v, shard) = run_sharded(&x, &mut states, &sh, &mut p, &mut out);
+            assert_eq!(v, Verdict::SixToFour);
+            used[shard] += 1;
+            let t = ports(&check(&one(&out))).0;
+            assert_eq!(shard_of_port(t, 3), shard, "the port belongs to the shard");
+            let mut r = udp4(S4, 53, POOL, t, b"a");
+            let (v, back) = run_sharded(&x, &mut states, &sh, &mut r, &mut out);
+            assert_eq!((v, back), (Verdict::FourToSix, shard));
+            assert_eq!(addrs6(&check(&one(&out))).1, a6(&src));
+            // ICMP errors about the flow find it too.
+            let sent = udp4(POOL, t, S4, 53, b"q");
+            let mut e = Vec::new();
+            PacketBuilder::ipv4(a4(S4), a4(POOL), 64)
+                .icmpv4_raw(3, 3, [0; 4])
+                .write(&mut e, &sent)
+                .unwrap();
+            assert_eq!(
+                run_sharded(&x, &mut states, &sh, &mut e, &mut out),
+                (Verdict::FourToSix, shard)
+            );
+        }
+    }
+    assert!(
+        used.iter().all(|&n| n > 0),
+        "flows spread over the shards: {used:?}"
+    );
+    let total: u64 = states.iter().map(|s| s.stats().ports_total[1]).sum();
+    assert_eq!(total, 4535, "the shards split pool4 exactly");
+    let sessions: u32 = states.iter().map(State::session_count).sum();
+    assert_eq!(sessions, 90);
+}
+
+#[test]
+fn sharded_hairpin_crosses_shards() {
+    let (x, mut states, sh) = sharded(2, Vec::new());
+    let mut out = Packets::new();
+    let mut crossed = 0;
+    for b_host in 1..=8u16 {
+        let b = format!("2001:db8:7::{b_host:x}");
+        let mut p = udp6(&b, 7000, S4_V6, 53, 64, b"b");
+        run_sharded(&x, &mut states, &sh, &mut p, &mut out);
+        let tb = ports(&check(&one(&out))).0;
+        let mut p = udp6(C6, 5000 + b_host, "64:ff9b:1::c000:201", tb, 64, b"hi");
+        if sh.route(&p).1.is_some() {
+            crossed += 1;
+        }
+        let (v, _) = run_sharded(&x, &mut states, &sh, &mut p, &mut out);
+        assert_eq!(v, Verdict::Hairpin);
+        let got = one(&out);
+        let s = check(&got);
+        assert_eq!(addrs6(&s).1, a6(&b));
+        assert_eq!(ports(&s).1, 7000);
+    }
+    assert!(crossed > 0, "some hairpins crossed shards");
+}
+
+#[test]
+fn sharded_static_bib_entries_live_in_the_shard_of_their_port() {
+    let web6 = Taddr6::new(C6.parse().unwrap(), 8080);
+    let statics = vec![StaticBib {
+        proto: Proto::Tcp,
+        v6: web6,
+        v4: Taddr4::new(POOL.parse().unwrap(), 80),
+    }];
+    let (x, mut states, sh) = sharded(4, statics);
+    let mut out = Packets::new();
+    let mut syn = Vec::new();
+    PacketBuilder::ipv4(a4(S4), a4(POOL), 64)
+        .tcp(50000, 80, 1, 1000)
+        .syn()
+        .write(&mut syn, &[])
+        .unwrap();
+    let (v, shard) = run_sharded(&x, &mut states, &sh, &mut syn, &mut out);
+    assert_eq!((v, shard), (Verdict::FourToSix, shard_of_port(80, 4)));
+    let mut reply = Vec::new();
+    PacketBuilder::ipv6(a6(C6), a6(S4_V6), 64)
+        .tcp(8080, 50000, 1, 1000)
+        .syn()
+        .ack(2)
+        .write(&mut reply, &[])
+        .unwrap();
+    let (v, back) = run_sharded(&x, &mut states, &sh, &mut reply, &mut out);
+    assert_eq!((v, back), (Verdict::SixToFour, shard));
+    assert_eq!(
+        states[shard].sessions(0)[0].tcp_state,
+        Some(TcpState::Established)
     );
 }
 
