@@ -18,12 +18,16 @@ use clap::Parser as _;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(cli.log_format, &cli.log_level);
+    let log_format = cli.log_format;
     match cmd::dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // `{:#}` prints the whole chain of causes on one line.
-            tracing::error!("{err:#}");
-            eprintln!("sixgate: {err:#}");
+            // `{:#}` prints the whole chain of causes on one line: as a log
+            // record for machines, as a plain line for people, never both.
+            match log_format {
+                cli::LogFormat::Json => tracing::error!("{err:#}"),
+                cli::LogFormat::Text => eprintln!("sixgate: {err:#}"),
+            }
             ExitCode::FAILURE
         }
     }
