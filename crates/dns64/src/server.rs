@@ -485,7 +485,7 @@ impl Server {
             ),
             Plan::Local(answer) => answer,
             Plan::Dns64 => {
-                // RFC 6147 §5.1.1 lets the A query wait for the AAAA answer;
+                // RFC 6147 §5.1.8 allows the A query in parallel with the AAAA one;
                 // asking both at once saves a round trip for IPv4-only names.
                 let (aaaa, a) = tokio::join!(
                     state.forwarders.query(

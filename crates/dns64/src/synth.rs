@@ -32,7 +32,7 @@ pub struct Policy {
     pub mode: AaaaMode,
     /// RFC 6147 §5.1.4: AAAA records in these ranges are treated as absent.
     pub exclude: Vec<IpNet>,
-    /// RFC 6147 §5.1.5: only these IPv4 addresses are synthesized (empty: all).
+    /// Only these IPv4 addresses are synthesized (empty: all), like BIND's `mapped`.
     pub mapped: Vec<IpNet>,
     /// Names at or under these zones are forwarded untouched.
     pub exempt: Vec<Name>,
@@ -300,9 +300,9 @@ fn excluded(v6: Ipv6Addr, policy: &Policy) -> bool {
 ///   as SERVFAIL), leads to synthesis from the A answer.
 /// - §5.1.4: AAAA records inside the excluded ranges are treated as absent;
 ///   only those records are dropped.
-/// - §5.1.5, RFC 6052 §3.1: A records outside `mapped` or, under
+/// - RFC 6052 §3.1 and the `mapped` option: A records outside `mapped` or, under
 ///   `64:ff9b::/96`, non-global addresses are not synthesized.
-/// - §5.1.6: the CNAME/DNAME chain of the A answer is kept, each A record is
+/// - §5.1.5: the CNAME/DNAME chain of the A answer is kept, each A record is
 ///   replaced by its AAAA. When the A query failed the client gets its error.
 /// - §5.1.7: a synthesized record's TTL is the minimum of the A record's TTL
 ///   and the negative-caching TTL of the AAAA answer (its SOA), or of the A
