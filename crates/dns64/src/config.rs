@@ -313,6 +313,32 @@ mod tests {
     }
 
     #[test]
+    fn forwarders_default_to_resolv_conf_and_configured_ones_win() {
+        let dir = std::env::temp_dir().join(format!("sixgate-dns64-resolv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let resolv = dir.join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 192.0.2.53\n").unwrap();
+        let mut c = Config::default();
+        assert_eq!(
+            c.forwarders_or(&resolv),
+            Ok(vec!["192.0.2.53:53".parse().unwrap()])
+        );
+        c.forwarders = vec!["[2001:db8::53]:5353".parse().unwrap()];
+        assert_eq!(c.forwarders_or(&resolv), Ok(c.forwarders.clone()));
+        c.forwarders.clear();
+        std::fs::write(&resolv, "search example\n").unwrap();
+        assert!(c
+            .forwarders_or(&resolv)
+            .unwrap_err()
+            .contains("names no nameserver"));
+        assert!(c
+            .forwarders_or(&dir.join("missing"))
+            .unwrap_err()
+            .contains("cannot be read"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn client_prefixes_are_chosen_by_source() {
         let mut c = Config::default();
         c.client_prefixes.push(ClientPrefix {
