@@ -12,7 +12,7 @@ use crate::net::IpNet;
 use crate::synth::{AaaaMode, Policy};
 
 /// The `[dns64]` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Addresses to serve on, UDP and TCP each.
@@ -82,7 +82,7 @@ pub struct Config {
 }
 
 /// `[[dns64.client_prefixes]]`: a prefix for some clients (like BIND's `clients`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientPrefix {
     pub clients: Vec<IpNet>,
