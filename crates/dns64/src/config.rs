@@ -57,6 +57,9 @@ pub struct Config {
     /// Longest time a negative answer is cached, in seconds (RFC 2308 §5).
     #[serde(default = "defaults::max_negative_ttl")]
     pub max_negative_ttl: u32,
+    /// Refresh a cached answer asked for in the last tenth of its TTL (TTL >= 10 s).
+    #[serde(default = "defaults::prefetch")]
+    pub prefetch: bool,
     /// Give expired answers (TTL 30 s) when every forwarder fails (RFC 8767).
     #[serde(default)]
     pub serve_stale: bool,
@@ -149,6 +152,9 @@ mod defaults {
     pub fn stale_window() -> u32 {
         86_400
     }
+    pub fn prefetch() -> bool {
+        true
+    }
     pub fn stale_answer_after_ms() -> u64 {
         1800
     }
@@ -183,6 +189,7 @@ impl Default for Config {
             cache_mib: defaults::cache_mib(),
             max_ttl: defaults::max_ttl(),
             max_negative_ttl: defaults::max_negative_ttl(),
+            prefetch: defaults::prefetch(),
             serve_stale: false,
             stale_window: defaults::stale_window(),
             stale_answer_after_ms: defaults::stale_answer_after_ms(),
