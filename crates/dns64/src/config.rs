@@ -12,7 +12,7 @@ use crate::net::IpNet;
 use crate::synth::{AaaaMode, Policy};
 
 /// The `[dns64]` section.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Addresses to serve on, UDP and TCP each.
@@ -57,6 +57,9 @@ pub struct Config {
     /// Longest time a negative answer is cached, in seconds (RFC 2308 §5).
     #[serde(default = "defaults::max_negative_ttl")]
     pub max_negative_ttl: u32,
+    /// Refresh a cached answer asked for in the last tenth of its TTL (TTL >= 10 s).
+    #[serde(default = "defaults::prefetch")]
+    pub prefetch: bool,
     /// Give expired answers (TTL 30 s) when every forwarder fails (RFC 8767).
     #[serde(default)]
     pub serve_stale: bool,
@@ -82,7 +85,7 @@ pub struct Config {
 }
 
 /// `[[dns64.client_prefixes]]`: a prefix for some clients (like BIND's `clients`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientPrefix {
     pub clients: Vec<IpNet>,
@@ -149,6 +152,9 @@ mod defaults {
     pub fn stale_window() -> u32 {
         86_400
     }
+    pub fn prefetch() -> bool {
+        true
+    }
     pub fn stale_answer_after_ms() -> u64 {
         1800
     }
@@ -183,6 +189,7 @@ impl Default for Config {
             cache_mib: defaults::cache_mib(),
             max_ttl: defaults::max_ttl(),
             max_negative_ttl: defaults::max_negative_ttl(),
+            prefetch: defaults::prefetch(),
             serve_stale: false,
             stale_window: defaults::stale_window(),
             stale_answer_after_ms: defaults::stale_answer_after_ms(),
@@ -310,6 +317,32 @@ mod tests {
             nameservers(text),
             vec!["10.0.0.53:53".parse().unwrap(), "[::1]:53".parse().unwrap()]
         );
+    }
+
+    #[test]
+    fn forwarders_default_to_resolv_conf_and_configured_ones_win() {
+        let dir = std::env::temp_dir().join(format!("sixgate-dns64-resolv-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let resolv = dir.join("resolv.conf");
+        std::fs::write(&resolv, "nameserver 192.0.2.53\n").unwrap();
+        let mut c = Config::default();
+        assert_eq!(
+            c.forwarders_or(&resolv),
+            Ok(vec!["192.0.2.53:53".parse().unwrap()])
+        );
+        c.forwarders = vec!["[2001:db8::53]:5353".parse().unwrap()];
+        assert_eq!(c.forwarders_or(&resolv), Ok(c.forwarders.clone()));
+        c.forwarders.clear();
+        std::fs::write(&resolv, "search example\n").unwrap();
+        assert!(c
+            .forwarders_or(&resolv)
+            .unwrap_err()
+            .contains("names no nameserver"));
+        assert!(c
+            .forwarders_or(&dir.join("missing"))
+            .unwrap_err()
+            .contains("cannot be read"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub struct Metrics {
     pub cache_misses: Counter,
     pub stale_served: Counter,
     pub coalesced: Counter,
+    pub prefetches: Counter,
     dropped: [Counter; DropReason::ALL.len()],
     pub upstream_queries: Counter,
     upstream_errors: [Counter; UpstreamError::ALL.len()],
@@ -190,6 +191,12 @@ impl Collect for Metrics {
             "Queries answered by joining an identical query already sent upstream.",
             &[],
             self.coalesced.get(),
+        );
+        out.counter(
+            "sixgate_dns64_prefetches_total",
+            "Cached answers refreshed in the background in the last tenth of their TTL.",
+            &[],
+            self.prefetches.get(),
         );
         for reason in DropReason::ALL {
             out.counter(

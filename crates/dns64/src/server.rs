@@ -22,6 +22,8 @@ use crate::synth::{self, Answer, Plan, Policy};
 use crate::upstream::Forwarders;
 use crate::wire::{self, DropReason, QueryInfo, Reject, Stored};
 
+/// Answers with a shorter TTL are not prefetched.
+const PREFETCH_MIN_TTL: u32 = 10;
 /// RFC 8767 §4: the TTL of a stale answer.
 const STALE_TTL: u32 = 30;
 /// Queries answered at once on one TCP connection (RFC 7766 §6.2.1.1 pipelining).
@@ -299,7 +301,13 @@ impl Server {
     }
 
     /// The synchronous part: parse, allow list, cache.
-    fn fast(&self, buf: &[u8], peer: IpAddr, limit: Option<usize>, now: Instant) -> Fast {
+    fn fast(
+        self: &Arc<Self>,
+        buf: &[u8],
+        peer: IpAddr,
+        limit: Option<usize>,
+        now: Instant,
+    ) -> Fast {
         let query = match wire::parse_query(buf) {
             Ok(q) => q,
             Err(Reject::Drop(reason)) => {
@@ -320,6 +328,9 @@ impl Server {
         let stale = match self.cache.as_ref().map(|c| c.get(&key, now)) {
             Some(Lookup::Fresh(stored)) => {
                 self.metrics.cache_hits.inc();
+                if state.config.prefetch {
+                    self.maybe_prefetch(&stored, &query, &key, peer, now);
+                }
                 return Fast::Reply(self.finish(&stored, &query, now, None, limit));
             }
             Some(Lookup::Stale(stored)) => Some(stored),
@@ -341,6 +352,60 @@ impl Server {
         let payload = self.fixed.udp_payload;
         let limit = limit.unwrap_or_else(|| query.udp_limit(payload));
         stored.finish(query, now, ttl_override, limit, payload)
+    }
+
+    /// A popular answer in the last tenth of its TTL is refreshed in the
+    /// background (like Unbound's `prefetch`), so that its next asker does not
+    /// wait for the forwarders when it expires.
+    fn maybe_prefetch(
+        self: &Arc<Self>,
+        stored: &Stored,
+        query: &QueryInfo,
+        key: &[u8],
+        peer: IpAddr,
+        now: Instant,
+    ) {
+        let Some(ttl) = stored.ttl.filter(|t| *t >= PREFETCH_MIN_TTL) else {
+            return;
+        };
+        let Some(expires) = stored.expires() else {
+            return;
+        };
+        if expires.saturating_duration_since(now) * 10 > Duration::from_secs(u64::from(ttl)) {
+            return;
+        }
+        let key: Box<[u8]> = key.into();
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+            if pending.contains_key(&key) {
+                return;
+            }
+            let Ok(permit) = Arc::clone(&self.inflight).try_acquire_owned() else {
+                return;
+            };
+            pending.insert(key.clone(), Vec::new());
+            self.metrics.prefetches.inc();
+            let me = Arc::clone(self);
+            let query = query.clone();
+            tokio::spawn(async move {
+                // The guard first: the key leaves `pending` whatever happens.
+                let mut leader = Pending {
+                    server: &me,
+                    key: Some(key.clone()),
+                };
+                let shared = match wire::question(&query) {
+                    Some(question) => me.compute(&query, &question, key, None, peer).await,
+                    None => None,
+                };
+                let waiters = leader.finish();
+                if let Some(shared) = shared {
+                    for tx in waiters {
+                        let _ = tx.send(shared.clone());
+                    }
+                }
+                drop(permit);
+            });
+        }
     }
 
     fn error_reply(&self, query: &QueryInfo, rcode: ResponseCode, limit: Option<usize>) -> Fast {
@@ -485,7 +550,7 @@ impl Server {
             ),
             Plan::Local(answer) => answer,
             Plan::Dns64 => {
-                // RFC 6147 §5.1.1 lets the A query wait for the AAAA answer;
+                // RFC 6147 §5.1.8 allows the A query in parallel with the AAAA one;
                 // asking both at once saves a round trip for IPv4-only names.
                 let (aaaa, a) = tokio::join!(
                     state.forwarders.query(

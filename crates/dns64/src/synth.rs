@@ -32,7 +32,7 @@ pub struct Policy {
     pub mode: AaaaMode,
     /// RFC 6147 §5.1.4: AAAA records in these ranges are treated as absent.
     pub exclude: Vec<IpNet>,
-    /// RFC 6147 §5.1.5: only these IPv4 addresses are synthesized (empty: all).
+    /// Only these IPv4 addresses are synthesized (empty: all), like BIND's `mapped`.
     pub mapped: Vec<IpNet>,
     /// Names at or under these zones are forwarded untouched.
     pub exempt: Vec<Name>,
@@ -300,9 +300,9 @@ fn excluded(v6: Ipv6Addr, policy: &Policy) -> bool {
 ///   as SERVFAIL), leads to synthesis from the A answer.
 /// - §5.1.4: AAAA records inside the excluded ranges are treated as absent;
 ///   only those records are dropped.
-/// - §5.1.5, RFC 6052 §3.1: A records outside `mapped` or, under
+/// - RFC 6052 §3.1 and the `mapped` option: A records outside `mapped` or, under
 ///   `64:ff9b::/96`, non-global addresses are not synthesized.
-/// - §5.1.6: the CNAME/DNAME chain of the A answer is kept, each A record is
+/// - §5.1.5: the CNAME/DNAME chain of the A answer is kept, each A record is
 ///   replaced by its AAAA. When the A query failed the client gets its error.
 /// - §5.1.7: a synthesized record's TTL is the minimum of the A record's TTL
 ///   and the negative-caching TTL of the AAAA answer (its SOA), or of the A
@@ -319,8 +319,9 @@ pub fn synthesize(aaaa: &Upstream, a: &Upstream, policy: &Policy, prefix: &Prefi
         });
         return answer;
     }
-    // The AAAA answer without the excluded records; `native` when any real one is left.
-    let (filtered, native) = match aaaa {
+    // The NOERROR AAAA answer without the excluded records: `native` when a
+    // real AAAA is left, `negative` (NODATA, maybe with its SOA) when not.
+    let (mut native, negative) = match aaaa {
         Upstream::Answer(msg) if aaaa_rcode == ResponseCode::NoError => {
             let mut answer = Answer::from_upstream(msg);
             let before = answer.answers.len();
@@ -328,32 +329,33 @@ pub fn synthesize(aaaa: &Upstream, a: &Upstream, policy: &Policy, prefix: &Prefi
                 RData::AAAA(AAAA(v6)) => !excluded(*v6, policy),
                 _ => true,
             });
-            let native = answer
-                .answers
-                .iter()
-                .any(|r| r.record_type() == RecordType::AAAA);
             if answer.answers.len() != before {
                 // What is left can no longer carry a valid DNSSEC proof.
                 answer.authentic_data = false;
             }
-            (Some(answer), native)
+            if answer
+                .answers
+                .iter()
+                .any(|r| r.record_type() == RecordType::AAAA)
+            {
+                (Some(answer), None)
+            } else {
+                (None, Some(answer))
+            }
         }
-        _ => (None, false),
+        _ => (None, None),
     };
-    if native && policy.mode == AaaaMode::PreferNative {
-        return filtered.expect("native implies a NOERROR AAAA answer");
+    if policy.mode == AaaaMode::PreferNative {
+        if let Some(answer) = native.take() {
+            return answer;
+        }
     }
 
     let a_msg = match a {
         Upstream::Answer(msg) if msg.metadata.response_code == ResponseCode::NoError => msg,
-        _ => {
-            // The A lookup failed.
-            return match (native, filtered) {
-                // synthesize-all with nothing to synthesize from: keep the real AAAA.
-                (true, Some(answer)) => answer,
-                _ => Answer::error(a.rcode()).with_upstream_sections(a),
-            };
-        }
+        // The A lookup failed. synthesize-all with nothing to synthesize from
+        // keeps the real AAAA; otherwise the client gets the A lookup's error.
+        _ => return native.unwrap_or_else(|| Answer::error(a.rcode()).with_upstream_sections(a)),
     };
     let has_a = a_msg
         .answers
@@ -361,16 +363,15 @@ pub fn synthesize(aaaa: &Upstream, a: &Upstream, policy: &Policy, prefix: &Prefi
         .any(|r| r.record_type() == RecordType::A);
     if !has_a {
         // No A record: a name with real AAAA keeps them; otherwise NODATA.
-        return match filtered {
-            Some(answer) => answer,
-            None => Answer::from_upstream(a_msg),
-        };
+        return native
+            .or(negative)
+            .unwrap_or_else(|| Answer::from_upstream(a_msg));
     }
 
-    let cap = match &filtered {
-        Some(answer) => negative_ttl(&answer.authorities).unwrap_or(NO_SOA_TTL),
-        None => NO_SOA_TTL,
-    };
+    let cap = negative
+        .as_ref()
+        .and_then(|answer| negative_ttl(&answer.authorities))
+        .unwrap_or(NO_SOA_TTL);
     let mut out = Answer::error(ResponseCode::NoError);
     for record in &a_msg.answers {
         match &record.data {
@@ -391,10 +392,10 @@ pub fn synthesize(aaaa: &Upstream, a: &Upstream, policy: &Policy, prefix: &Prefi
     }
     if !out.synthesized {
         // Every A record was outside `mapped` or non-global under the WKP.
-        if native {
-            return filtered.expect("native implies a NOERROR AAAA answer");
+        if let Some(answer) = native {
+            return answer;
         }
-        if let Some(answer) = filtered {
+        if let Some(answer) = negative {
             out.authorities = answer.authorities;
         }
     }

@@ -273,3 +273,51 @@ fn stale_answer_is_given_after_the_client_timer_while_forwarders_are_slow() {
         "refreshed upstream"
     );
 }
+
+#[test]
+fn upstream_queries_use_random_ids_and_source_ports() {
+    // A forwarder that notes each query's source port and ID and never answers.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let forwarder = socket.local_addr().unwrap();
+    let s = start_sixgate(
+        &[forwarder],
+        &format!("{NSP}\nupstream_timeout_ms = 100\nupstream_attempts = 1"),
+    );
+    let names = [
+        "r1.sixgate.test",
+        "r2.sixgate.test",
+        "r3.sixgate.test",
+        "r4.sixgate.test",
+        "r5.sixgate.test",
+        "r6.sixgate.test",
+    ];
+    let mut seen = Vec::new();
+    for name in names {
+        let (d, _) = timed_dig(s.addr, &[name, "AAAA"]);
+        assert_eq!(d.status, "SERVFAIL");
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = socket.recv_from(&mut buf) {
+            assert!(n >= 12);
+            seen.push((peer.port(), u16::from_be_bytes([buf[0], buf[1]])));
+        }
+    }
+    // An AAAA and an A query per name.
+    assert_eq!(seen.len(), 12, "{seen:?}");
+    let mut ports: Vec<u16> = seen.iter().map(|(p, _)| *p).collect();
+    let mut ids: Vec<u16> = seen.iter().map(|(_, i)| *i).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ids.sort_unstable();
+    ids.dedup();
+    // Collisions are possible but rare (birthday odds about 0.1% for IDs).
+    assert!(ports.len() >= 10, "source ports {ports:?}");
+    assert!(ids.len() >= 10, "IDs {ids:?}");
+    // Not a counter: the IDs are spread over the whole 16-bit space.
+    assert!(
+        ids.last().unwrap() - ids.first().unwrap() > 1000,
+        "IDs {ids:?}"
+    );
+}

@@ -483,3 +483,55 @@ fn tcp_connections_are_limited_and_idle_ones_closed() {
         1
     );
 }
+
+#[test]
+fn popular_answers_are_refreshed_before_they_expire() {
+    let (_nsd, s) = setup(NSP);
+    // TTL 10: the last second is the prefetch window.
+    let first = dig(s.addr, &["prefetch.sixgate.test", "AAAA"]);
+    assert_eq!(first.answer[0].ttl, 10);
+    std::thread::sleep(Duration::from_millis(9300));
+    let second = dig(s.addr, &["prefetch.sixgate.test", "AAAA"]);
+    assert_eq!(second.data("AAAA"), vec!["2001:db8:64::c633:6432"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    // Past the first answer's expiry: answered from the refreshed entry.
+    let third = dig(s.addr, &["prefetch.sixgate.test", "AAAA"]);
+    assert_eq!(third.data("AAAA"), vec!["2001:db8:64::c633:6432"]);
+    let (_, metrics) = s.sg.get("/metrics");
+    assert_eq!(
+        metric(&metrics, "sixgate_dns64_prefetches_total"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "sixgate_dns64_cache_misses_total"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "sixgate_dns64_cache_hits_total"),
+        2.0,
+        "{metrics}"
+    );
+}
+
+#[test]
+fn without_prefetch_an_expired_answer_is_a_miss() {
+    let (_nsd, s) = setup(&format!("{NSP}\nprefetch = false"));
+    dig(s.addr, &["prefetch.sixgate.test", "AAAA"]);
+    std::thread::sleep(Duration::from_millis(9300));
+    dig(s.addr, &["prefetch.sixgate.test", "AAAA"]);
+    std::thread::sleep(Duration::from_millis(1200));
+    dig(s.addr, &["prefetch.sixgate.test", "AAAA"]);
+    let (_, metrics) = s.sg.get("/metrics");
+    assert_eq!(
+        metric(&metrics, "sixgate_dns64_prefetches_total"),
+        0.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric(&metrics, "sixgate_dns64_cache_misses_total"),
+        2.0,
+        "{metrics}"
+    );
+}

@@ -1,5 +1,6 @@
 //! `sixgate dns64` and the `[dns64]` section of `sixgate run`.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -27,8 +28,9 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     let metrics = Arc::new(sixgate_dns64::Metrics::new());
     ctx.registry.register(metrics.clone());
     let listeners = sixgate_dns64::bind(&section.listen)?;
+    let running = (section.clone(), forwarders.clone());
     let server = sixgate_dns64::Server::new(section, forwarders, metrics);
-    let reloader = tokio::spawn(reload_on_change(Arc::clone(&server), ctx.clone()));
+    let reloader = tokio::spawn(reload_on_change(Arc::clone(&server), running, ctx.clone()));
     ready.set(true);
     server.run(listeners, ctx.shutdown.clone()).await;
     ready.set(false);
@@ -36,12 +38,16 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn log_forwarders(forwarders: &[std::net::SocketAddr]) {
+fn log_forwarders(forwarders: &[SocketAddr]) {
     let list: Vec<String> = forwarders.iter().map(ToString::to_string).collect();
     tracing::info!("dns64 forwarding to {}", list.join(", "));
 }
 
-async fn reload_on_change(server: Arc<sixgate_dns64::Server>, ctx: Context) {
+async fn reload_on_change(
+    server: Arc<sixgate_dns64::Server>,
+    mut running: (Section, Vec<SocketAddr>),
+    ctx: Context,
+) {
     let mut config = ctx.config.clone();
     while config.changed().await.is_ok() {
         let Some(section) = config.borrow_and_update().dns64.clone() else {
@@ -50,19 +56,26 @@ async fn reload_on_change(server: Arc<sixgate_dns64::Server>, ctx: Context) {
             );
             continue;
         };
-        match section.forwarders_or(Path::new(RESOLV_CONF)) {
-            Ok(forwarders) => {
-                let restart = server.reload(section, forwarders.clone());
-                log_forwarders(&forwarders);
-                tracing::info!("dns64 reloaded");
-                if !restart.is_empty() {
-                    tracing::warn!(
-                        "dns64: changes to {} take effect after a restart",
-                        restart.join(", ")
-                    );
-                }
+        let forwarders = match section.forwarders_or(Path::new(RESOLV_CONF)) {
+            Ok(forwarders) => forwarders,
+            Err(err) => {
+                tracing::error!("dns64 reload failed, keeping the running config: {err}");
+                continue;
             }
-            Err(err) => tracing::error!("dns64 reload failed, keeping the running config: {err}"),
+        };
+        if running.0 == section && running.1 == forwarders {
+            // Only another part's section changed: keep the cache.
+            continue;
+        }
+        running = (section.clone(), forwarders.clone());
+        let restart = server.reload(section, forwarders.clone());
+        log_forwarders(&forwarders);
+        tracing::info!("dns64 reloaded");
+        if !restart.is_empty() {
+            tracing::warn!(
+                "dns64: changes to {} take effect after a restart",
+                restart.join(", ")
+            );
         }
     }
 }

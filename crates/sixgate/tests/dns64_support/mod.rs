@@ -39,6 +39,7 @@ short 1 IN A 198.51.100.30
 mx IN MX 10 a-only
 old IN DNAME new.sixgate.test.
 www.new IN A 198.51.100.40
+prefetch 10 IN A 198.51.100.50
 ";
 
 pub const REVERSE_ZONE: &str = "\
