@@ -27,7 +27,6 @@ type Handler = Arc<dyn Fn() -> String + Send + Sync>;
 pub struct Endpoints(Arc<Mutex<BTreeMap<String, Handler>>>);
 
 impl Endpoints {
-    #[allow(dead_code)] // for parts that publish tables (nat64 sessions, node rules)
     pub fn add(&self, path: &str, handler: impl Fn() -> String + Send + Sync + 'static) {
         self.lock().insert(path.to_owned(), Arc::new(handler));
     }

@@ -88,7 +88,6 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    #[allow(dead_code)] // for the parts' `validate` functions
     pub fn new(key: impl Into<String>, reason: impl fmt::Display) -> Self {
         Self {
             key: key.into(),

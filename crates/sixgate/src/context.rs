@@ -22,7 +22,6 @@ pub struct Context {
     /// Extra text endpoints on the admin port.
     pub endpoints: Endpoints,
     /// The config as last loaded; a new value arrives on each successful reload (SIGHUP).
-    #[allow(dead_code)] // for parts that reload (proxy, dns64)
     pub config: watch::Receiver<Arc<Config>>,
 }
 
