@@ -164,6 +164,10 @@ pub struct Section {
     pub max_sessions: u32,
     #[serde(default = "default_max_per_source")]
     pub max_sessions_per_source: u32,
+    /// ICMP errors the NAT64 makes itself, per second (burst: one second's
+    /// worth); the rest are not sent, and counted.
+    #[serde(default = "default_icmp_rate")]
+    pub icmp_errors_per_second: u32,
     #[serde(default)]
     pub timeouts: TimeoutsSection,
     /// Accept timeouts below RFC 6146's minimums (for tests and labs).
@@ -201,6 +205,9 @@ fn default_max_sessions() -> u32 {
 }
 fn default_max_per_source() -> u32 {
     nat64::Limits::default().max_sessions_per_source
+}
+fn default_icmp_rate() -> u32 {
+    nat64::Limits::default().icmp_errors_per_second
 }
 fn default_lowest_ipv6_mtu() -> u16 {
     SiitConfig::default().lowest_ipv6_mtu
@@ -348,6 +355,7 @@ impl Section {
                     LimitName::Icmp => LimitAction::Icmp,
                     LimitName::Drop => LimitAction::Drop,
                 },
+                icmp_errors_per_second: self.icmp_errors_per_second,
             },
             filtering: match self.filtering {
                 FilteringName::EndpointIndependent => Filtering::EndpointIndependent,
@@ -438,7 +446,10 @@ pub fn validate(section: &Section) -> Result<(), Invalid> {
             "needs manage_routes = true (the masquerade table is managed with the routes)",
         ));
     }
-    if section.max_sessions == 0 || section.max_sessions_per_source == 0 {
+    if section.max_sessions == 0
+        || section.max_sessions_per_source == 0
+        || section.icmp_errors_per_second == 0
+    {
         return Err(Invalid::new(
             "nat64.max_sessions",
             "limits must be at least 1",
@@ -505,6 +516,7 @@ impl Shared {
                 total.sessions_created[p] += s.sessions_created[p];
                 total.sessions_expired[p] += s.sessions_expired[p];
             }
+            total.icmp_errors_suppressed += s.icmp_errors_suppressed;
             for (t, v) in total.refused.iter_mut().zip(s.refused) {
                 *t += v;
             }
@@ -513,11 +525,13 @@ impl Shared {
     }
 }
 
-/// The limits of one shard: the total is split evenly, the per-source limit
-/// stays whole (a source's flows live in one shard).
+/// The limits of one shard: the total and the ICMP error rate are split
+/// evenly, the per-source limit stays whole (a source's flows live in one
+/// shard).
 fn shard_limits(mut limits: nat64::Limits, shards: usize) -> nat64::Limits {
     let n = u32::try_from(shards.max(1)).unwrap_or(1);
     limits.max_sessions = limits.max_sessions.div_ceil(n);
+    limits.icmp_errors_per_second = limits.icmp_errors_per_second.div_ceil(n);
     limits
 }
 
@@ -736,6 +750,7 @@ fn reload(shared: &Shared, running: &mut Section, new: Section) {
     running.max_sessions = new.max_sessions;
     running.max_sessions_per_source = new.max_sessions_per_source;
     running.on_limit = new.on_limit;
+    running.icmp_errors_per_second = new.icmp_errors_per_second;
 }
 
 /// A seed for port randomisation and table hashing, from the OS.
@@ -1055,45 +1070,62 @@ impl Collect for Metrics {
             );
         }
         let stats = self.shared.stats();
-        for (i, proto) in Proto::ALL.iter().enumerate() {
-            let p = [("proto", proto.as_str())];
-            out.gauge(
+        // One family at a time: the text format wants each family's samples
+        // together, under one HELP/TYPE.
+        let per_proto: [(&str, &str, bool, [u64; 3]); 6] = [
+            (
                 "sixgate_nat64_sessions",
                 "Sessions in the table, by protocol.",
-                &p,
-                u64::from(stats.sessions[i]),
-            );
-            out.gauge(
+                false,
+                stats.sessions.map(u64::from),
+            ),
+            (
                 "sixgate_nat64_bib_entries",
                 "BIB entries (IPv6 transport address <-> pool4 transport address), by protocol.",
-                &p,
-                u64::from(stats.bib_entries[i]),
-            );
-            out.gauge(
+                false,
+                stats.bib_entries.map(u64::from),
+            ),
+            (
                 "sixgate_nat64_pool4_ports_used",
                 "pool4 ports (ICMP identifiers) held by BIB entries, by protocol.",
-                &p,
-                stats.ports_used[i],
-            );
-            out.gauge(
+                false,
+                stats.ports_used,
+            ),
+            (
                 "sixgate_nat64_pool4_ports",
                 "pool4 ports (ICMP identifiers) configured, by protocol.",
-                &p,
-                stats.ports_total[i],
-            );
-            out.counter(
+                false,
+                stats.ports_total,
+            ),
+            (
                 "sixgate_nat64_sessions_created_total",
                 "Sessions created, by protocol.",
-                &p,
-                stats.sessions_created[i],
-            );
-            out.counter(
+                true,
+                stats.sessions_created,
+            ),
+            (
                 "sixgate_nat64_sessions_expired_total",
                 "Sessions deleted when their lifetime ended, by protocol.",
-                &p,
-                stats.sessions_expired[i],
-            );
+                true,
+                stats.sessions_expired,
+            ),
+        ];
+        for (name, help, counter, values) in per_proto {
+            for (proto, value) in Proto::ALL.iter().zip(values) {
+                let labels = [("proto", proto.as_str())];
+                if counter {
+                    out.counter(name, help, &labels, value);
+                } else {
+                    out.gauge(name, help, &labels, value);
+                }
+            }
         }
+        out.counter(
+            "sixgate_nat64_icmp_errors_suppressed_total",
+            "ICMP errors not sent because of icmp_errors_per_second.",
+            &[],
+            stats.icmp_errors_suppressed,
+        );
         for (op, counter) in [
             ("read", &self.tun_read_errors),
             ("write", &self.tun_write_errors),
@@ -1236,6 +1268,47 @@ ipv4 = "192.0.2.1:80"
         assert_eq!(
             limits.max_sessions_per_source,
             nat64::Limits::default().max_sessions_per_source
+        );
+    }
+
+    #[test]
+    fn every_metric_family_is_declared_once() {
+        let config =
+            parse("[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\n").unwrap();
+        let core = config.nat64.unwrap().state_config().unwrap();
+        let prefix: Prefix64 = "64:ff9b:1::/96".parse().unwrap();
+        let shared = Arc::new(Shared {
+            shards: vec![Mutex::new(
+                State::new(core.clone(), SplitMix64::new(1)).unwrap(),
+            )],
+            sharding: Sharding::new(1, prefix, &core, 1),
+            start: Instant::now(),
+        });
+        let metrics = Metrics::new(shared);
+        metrics.count(Verdict::SixToFour);
+        metrics.count(Verdict::Drop(nat64::Drop::Fragment));
+        let mut out = Encoder::new();
+        metrics.collect(&mut out);
+        let text = out.finish();
+        let mut seen = std::collections::HashSet::new();
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            assert!(seen.insert(line.to_owned()), "twice: {line}\n{text}");
+        }
+        assert!(
+            text.contains("sixgate_nat64_packets_total{direction=\"6to4\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sixgate_nat64_drops_total{reason=\"fragment\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sixgate_nat64_pool4_ports{proto=\"udp\"} 4535\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sixgate_nat64_icmp_errors_suppressed_total 0\n"),
+            "{text}"
         );
     }
 

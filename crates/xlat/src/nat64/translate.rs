@@ -417,19 +417,21 @@ impl Translator {
     /// RFC 7915 §5.1: the translator is a router; a hop limit that would
     /// reach zero gets an ICMPv6 Time Exceeded from its own address, and a
     /// Routing header with segments left a Parameter Problem. No state.
-    fn router_error_v6(
+    /// `kind`: ICMPv6 type, the pointer of a Parameter Problem (else 0),
+    /// and the reason the packet was not forwarded.
+    fn router_error_v6<R: Random>(
         &self,
+        state: &mut State<R>,
+        now: u64,
         packet: &[u8],
-        t: u8,
-        pointer: u32,
-        why: DropReason,
+        (t, pointer, why): (u8, u32, DropReason),
         out: &mut Packets,
     ) -> Verdict {
         let about_error = Ipv6Packet::new_unchecked(packet).walk().is_ok_and(|w| {
             w.protocol == proto::ICMPV6 && packet.get(w.upper_at).is_some_and(|&t| t < 128)
         });
         match self.own_v6 {
-            Some(own) if !about_error => {
+            Some(own) if !about_error && state.allow_icmp_error(now) => {
                 icmpv6_error(packet, own, t, 0, pointer, out);
                 Verdict::IcmpError(Drop::Xlat(why))
             }
@@ -439,14 +441,21 @@ impl Translator {
 
     /// RFC 7915 §4.1: a TTL that would reach zero gets an ICMPv4 Time
     /// Exceeded from the translator's own address. No state.
-    fn router_error_v4(&self, packet: &[u8], hl: usize, out: &mut Packets) -> Verdict {
+    fn router_error_v4<R: Random>(
+        &self,
+        state: &mut State<R>,
+        now: u64,
+        packet: &[u8],
+        hl: usize,
+        out: &mut Packets,
+    ) -> Verdict {
         let why = DropReason::TtlExpired;
         let about_error = packet[9] == proto::ICMP
             && packet
                 .get(hl)
                 .is_some_and(|&t| matches!(t, 3 | 4 | 5 | 11 | 12));
         match self.own_v4 {
-            Some(own) if !about_error => {
+            Some(own) if !about_error && state.allow_icmp_error(now) => {
                 icmpv4_error(packet, own, icmp::v4::TIME_EXCEEDED, 0, out);
                 Verdict::IcmpError(Drop::Xlat(why))
             }
@@ -502,22 +511,16 @@ impl Translator {
         }
         if let Some(at) = walk.segments_left_at {
             let pointer = u32::try_from(at).unwrap_or(0);
-            return self.router_error_v6(
-                packet,
+            let kind = (
                 icmp::v6::PARAMETER_PROBLEM,
                 pointer,
                 DropReason::SegmentsLeft,
-                out,
             );
+            return self.router_error_v6(state, now, packet, kind, out);
         }
         if hop <= 1 {
-            return self.router_error_v6(
-                packet,
-                icmp::v6::TIME_EXCEEDED,
-                0,
-                DropReason::HopLimitExpired,
-                out,
-            );
+            let kind = (icmp::v6::TIME_EXCEEDED, 0, DropReason::HopLimitExpired);
+            return self.router_error_v6(state, now, packet, kind, out);
         }
         let Some(z) = self.extract(dst6) else {
             return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableDestination));
@@ -694,7 +697,7 @@ impl Translator {
             return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableSource));
         }
         if ttl <= 1 {
-            return self.router_error_v4(packet, hl, out);
+            return self.router_error_v4(state, now, packet, hl, out);
         }
         if fragment {
             return Verdict::Drop(Drop::Fragment);
