@@ -837,6 +837,18 @@ fn translate_sharded(
     packet: &mut [u8],
     out: &mut Packets,
 ) -> Verdict {
+    if shared.sharding.is_later_ipv4_fragment(packet) {
+        // No port to name a shard: ask each (a refusal leaves the packet
+        // untouched) until one knows the datagram.
+        let mut verdict = Verdict::Drop(nat64::Drop::Fragment);
+        for i in 0..shared.shards.len() {
+            verdict = translator.translate(&mut shared.lock(i), now, packet, out);
+            if verdict != Verdict::Drop(nat64::Drop::Fragment) {
+                break;
+            }
+        }
+        return verdict;
+    }
     let (a, b) = shared.sharding.route(packet);
     match b {
         None => translator.translate(&mut shared.lock(a), now, packet, out),

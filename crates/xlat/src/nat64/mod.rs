@@ -18,6 +18,7 @@
 //! hairpinning support ([`State::is_pool4_addr`]), the timers of §3.5 and
 //! the TCP states of §3.5.2.2 (see [`tcp`] for the two documented departures).
 
+mod fragments;
 pub mod pool4;
 pub mod random;
 mod table;
@@ -422,6 +423,7 @@ pub struct State<R: Random = SplitMix64> {
     icmp_tokens: u64,
     icmp_refilled_ms: u64,
     icmp_suppressed: u64,
+    fragments: fragments::Fragments,
 }
 
 /// Whole seconds of `now_ms`, rounded up (see `Session::stamp`).
@@ -475,6 +477,7 @@ impl<R: Random> State<R> {
             icmp_tokens: u64::from(config.limits.icmp_errors_per_second) * 1000,
             icmp_refilled_ms: 0,
             icmp_suppressed: 0,
+            fragments: fragments::Fragments::new(seed ^ 0xf7a9),
         };
         for s in &config.static_bib {
             let table = &mut state.tables[s.proto.index()];
@@ -780,6 +783,72 @@ impl<R: Random> State<R> {
             v6: Taddr6::new(a6, p6),
             v4: Taddr4::new(a4, p4),
             remote,
+        }
+    }
+
+    /// 6→4: remembers for FRAGMENT_MIN that the datagram (`src`, `dst`,
+    /// Fragment identification `id`) goes out from pool4 address `t`, for
+    /// its later fragments.
+    pub fn remember_fragment_v6(
+        &mut self,
+        now_ms: u64,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        id: u32,
+        t: Ipv4Addr,
+    ) {
+        let now = self.clock(now_ms);
+        let key = fragments::Key::V6(src.octets(), dst.octets(), id);
+        self.fragments
+            .remember(now, key, fragments::Mapped::V4(t.octets()));
+    }
+
+    /// 6→4: the pool4 address of a later fragment's datagram, if its first
+    /// fragment went through within FRAGMENT_MIN.
+    pub fn fragment_v6(
+        &mut self,
+        now_ms: u64,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        id: u32,
+    ) -> Option<Ipv4Addr> {
+        let now = self.clock(now_ms);
+        let key = fragments::Key::V6(src.octets(), dst.octets(), id);
+        match self.fragments.get(now, &key)? {
+            fragments::Mapped::V4(t) => Some(Ipv4Addr::from(t)),
+            fragments::Mapped::V6(_) => None,
+        }
+    }
+
+    /// 4→6: remembers that the datagram (`src`, `dst`, `protocol`, `id`)
+    /// goes to IPv6 host `x`, for its later fragments.
+    pub fn remember_fragment_v4(
+        &mut self,
+        now_ms: u64,
+        (src, dst): (Ipv4Addr, Ipv4Addr),
+        protocol: u8,
+        id: u16,
+        x: Ipv6Addr,
+    ) {
+        let now = self.clock(now_ms);
+        let key = fragments::Key::V4(src.octets(), dst.octets(), protocol, id);
+        self.fragments
+            .remember(now, key, fragments::Mapped::V6(x.octets()));
+    }
+
+    /// 4→6: the IPv6 host of a later fragment's datagram.
+    pub fn fragment_v4(
+        &mut self,
+        now_ms: u64,
+        (src, dst): (Ipv4Addr, Ipv4Addr),
+        protocol: u8,
+        id: u16,
+    ) -> Option<Ipv6Addr> {
+        let now = self.clock(now_ms);
+        let key = fragments::Key::V4(src.octets(), dst.octets(), protocol, id);
+        match self.fragments.get(now, &key)? {
+            fragments::Mapped::V6(x) => Some(Ipv6Addr::from(x)),
+            fragments::Mapped::V4(_) => None,
         }
     }
 
