@@ -12,7 +12,8 @@
 #
 #   bench/siit/run.sh [ROUNDS]      (as root; DUR=seconds per run, default 10;
 #                                    MODES="sixgate tayga kernel" by default;
-#                                    SIXGATE_QUEUES=N for a multi-queue TUN)
+#                                    SIXGATE_QUEUES=N for a multi-queue TUN,
+#                                    SIXGATE_OFFLOAD=true for TUN offloads)
 #
 # TAYGA refuses 64:ff9b:1::/96 as "reserved", so it gets a network-specific
 # pool6 (unused here: both hosts are EAM entries, "map" lines in TAYGA).
@@ -70,6 +71,7 @@ listen = "127.0.0.1:0"
 tun = "sgb-siit"
 manage_routes = true
 queues = ${SIXGATE_QUEUES:-1}
+offload = ${SIXGATE_OFFLOAD:-false}
 own_ipv4 = "192.0.2.1"
 own_ipv6 = "2001:db8:ff::1"
 eam = [

@@ -24,10 +24,26 @@ fn large_download_completes_across_a_1280_byte_link_because_ptb_is_translated() 
     if !have_root("large_download_completes_across_a_1280_byte_link_because_ptb_is_translated") {
         return;
     }
+    download_across_a_narrow_link("pmtu", false);
+}
+
+/// The same with TUN offloads: h4's super-packets are translated whole and
+/// cut by the kernel into segments too big for the narrow link, which
+/// answers each with Packet Too Big; PMTUD must still converge.
+#[test]
+fn large_download_completes_across_a_1280_byte_link_with_tun_offloads() {
+    if !have_root("large_download_completes_across_a_1280_byte_link_with_tun_offloads") {
+        return;
+    }
+    download_across_a_narrow_link("pmtugso", true);
+}
+
+fn download_across_a_narrow_link(tag: &str, offload: bool) {
     let net = Topology::start(
-        "pmtu",
+        tag,
         Options {
             narrow_v6_link: Some(1280),
+            offload,
             ..Options::default()
         },
     );

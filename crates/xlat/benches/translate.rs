@@ -1,6 +1,8 @@
 //! Translation cost per packet, both directions: UDP with a 64-byte IP
 //! packet and TCP with a 1500-byte IP packet. Run with
-//! `cargo bench -p sixgate-xlat --bench translate`.
+//! `cargo bench -p sixgate-xlat --bench translate`. Two more cases show the
+//! slow paths: a DF=0 IPv4 packet fragmented to 1280, and a Packet Too Big
+//! whose inner packet is translated too.
 
 use std::hint::black_box;
 
@@ -67,6 +69,34 @@ fn tcp6(total: usize) -> Vec<u8> {
     v
 }
 
+/// An IPv4 packet with DF=0 bigger than 1280 once translated.
+fn udp4_df0(total: usize) -> Vec<u8> {
+    let mut h =
+        etherparse::Ipv4Header::new(0, 64, etherparse::IpNumber::UDP, H4, H6_V4).expect("header");
+    h.dont_fragment = false;
+    let mut v = Vec::new();
+    PacketBuilder::ip(etherparse::IpHeaders::Ipv4(h, Default::default()))
+        .udp(40000, 53)
+        .write(&mut v, &vec![0xab; total - 28])
+        .expect("build");
+    v
+}
+
+/// A Packet Too Big from an IPv6 router about a 1500-byte TCP segment.
+fn ptb6() -> Vec<u8> {
+    let mut inner = Vec::new();
+    PacketBuilder::ipv6(H4_V6, H6, 63)
+        .tcp(443, 40000, 1, 65000)
+        .write(&mut inner, &[0xcd; 1440])
+        .expect("build");
+    let mut v = Vec::new();
+    PacketBuilder::ipv6(H6, H4_V6, 64)
+        .icmpv6_raw(2, 0, 1280u32.to_be_bytes())
+        .write(&mut v, &inner[..1232])
+        .expect("build");
+    v
+}
+
 fn bench(c: &mut Criterion) {
     let siit = siit();
     let mut out = Output::new();
@@ -76,6 +106,12 @@ fn bench(c: &mut Criterion) {
         ("6to4_udp_64", udp6(64), Verdict::SixToFour),
         ("4to6_tcp_1500", tcp4(1500), Verdict::FourToSix),
         ("6to4_tcp_1500", tcp6(1500), Verdict::SixToFour),
+        (
+            "4to6_udp_3000_df0_to_3_fragments",
+            udp4_df0(3000),
+            Verdict::FourToSix,
+        ),
+        ("6to4_packet_too_big_1280", ptb6(), Verdict::SixToFour),
     ];
     for (name, pkt, want) in &cases {
         assert_eq!(siit.translate(pkt, &mut out), *want, "{name}");

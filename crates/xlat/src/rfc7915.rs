@@ -27,8 +27,12 @@ const ICMPV6_ERROR_MAX: usize = 1280;
 /// Hop limit / TTL of the ICMP errors the translator generates.
 const OWN_HOP_LIMIT: u8 = 64;
 /// Growth of an ICMP error when its inner IPv4 header (20 bytes, options
-/// dropped) becomes an IPv6 header (40) plus a Fragment header (8).
-const INNER_GROWTH: usize = 28;
+/// dropped) becomes an IPv6 header (40) plus a Fragment header (8), plus 4
+/// bytes of RFC 4884 padding to a multiple of 8.
+const INNER_GROWTH: usize = 32;
+/// RFC 4884 §4: the original datagram field of an ICMP error that carries
+/// extensions is at least 128 bytes long.
+const RFC4884_MIN_ORIGINAL: usize = 128;
 
 type Result<T> = std::result::Result<T, DropReason>;
 
@@ -146,6 +150,38 @@ pub(crate) fn icmp_error_6to4(t: u8, code: u8, pointer: u32) -> Option<(u8, u8, 
         },
         _ => None,
     }
+}
+
+/// RFC 4884 §4 and §5: an ICMP error whose length attribute is set carries
+/// the original datagram (`attr * unit` bytes, at least 128) followed by an
+/// extension structure. Returns (original datagram, extensions); an unset or
+/// impossible attribute means the whole body is the original datagram.
+fn split_rfc4884(body: &[u8], attr: u8, unit: usize) -> (&[u8], &[u8]) {
+    let orig = usize::from(attr) * unit;
+    if attr == 0 || orig < RFC4884_MIN_ORIGINAL || orig > body.len() {
+        return (body, &[]);
+    }
+    body.split_at(orig)
+}
+
+/// RFC 4884 on the way out: pads the translated original datagram (`n`
+/// bytes at the start of `body`) with zeros to a multiple of `unit` and at
+/// least 128 bytes, then appends the extensions unchanged (their checksum
+/// covers only themselves). Returns the new body length and the length
+/// attribute, or `None` (extensions dropped) when they do not fit.
+fn append_rfc4884(body: &mut [u8], n: usize, ext: &[u8], unit: usize) -> Option<(usize, u8)> {
+    if ext.is_empty() {
+        return None;
+    }
+    let padded = n.max(RFC4884_MIN_ORIGINAL).next_multiple_of(unit);
+    let attr = u8::try_from(padded / unit).ok()?;
+    let end = padded + ext.len();
+    if end > body.len() {
+        return None;
+    }
+    body[n..padded].fill(0);
+    body[padded..end].copy_from_slice(ext);
+    Some((end, attr))
 }
 
 /// RFC 1191 §5: the largest plateau below `len` (the smallest if none).
@@ -599,7 +635,9 @@ impl Siit {
                 }
                 let (nt, code, rest) = icmp_error_4to6(t, m.code(), m.v4_pointer())
                     .ok_or(DropReason::IcmpUntranslatable)?;
-                let inner = m.body();
+                // ICMPv4 Destination Unreachable, Time Exceeded and
+                // Parameter Problem carry the RFC 4884 length in byte 5.
+                let (inner, ext) = split_rfc4884(m.body(), msg[5], 4);
                 let rest = match rest {
                     Rest::Zero => 0,
                     Rest::Pointer(p) => p,
@@ -627,7 +665,16 @@ impl Siit {
                 }
                 let (head, body) = dst.split_at_mut(icmp::HEADER_LEN);
                 let n = self.inner_4to6(inner, body, hairpin)?;
-                let total = icmp::HEADER_LEN + n;
+                let mut total = icmp::HEADER_LEN + n;
+                let mut rest = rest;
+                // ICMPv6 Destination Unreachable and Time Exceeded carry it
+                // in byte 4, in 8-byte units (RFC 4884 §4.3).
+                if matches!(nt, icmp::v6::DEST_UNREACHABLE | icmp::v6::TIME_EXCEEDED) {
+                    if let Some((len, attr)) = append_rfc4884(body, n, ext, 8) {
+                        total = icmp::HEADER_LEN + len;
+                        rest |= u32::from(attr) << 24;
+                    }
+                }
                 let mut p = IcmpPacket::new_unchecked(head);
                 p.set_msg_type(nt);
                 p.set_code(code);
@@ -1025,8 +1072,31 @@ impl Siit {
                     return Err(DropReason::MalformedIcmp);
                 }
                 let (head, body) = dst.split_at_mut(icmp::HEADER_LEN);
-                let n = self.inner_6to4(m.body(), body)?;
-                let total = icmp::HEADER_LEN + n;
+                // ICMPv6 Destination Unreachable and Time Exceeded carry the
+                // RFC 4884 length in byte 4, in 8-byte units.
+                let (inner, ext) =
+                    if matches!(t, icmp::v6::DEST_UNREACHABLE | icmp::v6::TIME_EXCEEDED) {
+                        split_rfc4884(m.body(), msg[4], 8)
+                    } else {
+                        (m.body(), &[][..])
+                    };
+                let n = self.inner_6to4(inner, body)?;
+                let mut total = icmp::HEADER_LEN + n;
+                let mut rest = rest;
+                // ICMPv4 carries it in byte 5, in 4-byte units; not in
+                // Fragmentation Needed's translation from Packet Too Big,
+                // which has no extensions in ICMPv6.
+                if matches!(
+                    nt,
+                    icmp::v4::DEST_UNREACHABLE
+                        | icmp::v4::TIME_EXCEEDED
+                        | icmp::v4::PARAMETER_PROBLEM
+                ) {
+                    if let Some((len, attr)) = append_rfc4884(body, n, ext, 4) {
+                        total = icmp::HEADER_LEN + len;
+                        rest |= u32::from(attr) << 16;
+                    }
+                }
                 let mut p = IcmpPacket::new_unchecked(head);
                 p.set_msg_type(nt);
                 p.set_code(code);

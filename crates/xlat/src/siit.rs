@@ -61,10 +61,13 @@ pub struct SiitConfig {
     pub pool6: Option<Prefix64>,
     /// RFC 7757 explicit address mappings, consulted before `pool6`.
     pub eam: Vec<EamEntry>,
-    /// RFC 7757 §4.2 hairpinning: an IPv6 packet whose IPv4 destination is
-    /// itself an EAM address is translated back to IPv6 at once, its source
-    /// mapped with `pool6` (not the EAM) so that the reply comes back through
-    /// the translator too. Default `true`.
+    /// RFC 7757 §4.2 hairpinning: an IPv6 packet whose destination is the
+    /// pool6 form of an EAM-mapped IPv4 address (one IPv6 host reaching
+    /// another through its IPv4 address) is translated back to IPv6 at once,
+    /// its source mapped with pool6 (not the EAM) so that the reply comes back
+    /// through the translator too; the inner packet of a hairpinned ICMP
+    /// error gets the mirror treatment. A destination mapped by the EAM
+    /// itself is never hairpinned. Default `true`.
     pub hairpinning: bool,
     /// RFC 6791: IPv4 addresses used as the source of ICMPv6 errors whose
     /// IPv6 source cannot be translated (a router on the IPv6 side with a

@@ -83,6 +83,47 @@ proptest! {
     }
 
     #[test]
+    fn icmp_errors_survive_four_to_six_to_four(
+        kind in 0usize..5,
+        inner_len in 0usize..1500,
+    ) {
+        // (type, code, rest) of ICMPv4 errors whose translation is reversible.
+        let kinds: [(u8, u8, [u8; 4]); 5] = [
+            (3, 3, [0; 4]),           // port unreachable
+            (3, 1, [0; 4]),           // host unreachable
+            (11, 0, [0; 4]),          // TTL exceeded in transit
+            (3, 4, [0, 0, 5, 0xdc]),  // fragmentation needed, MTU 1500
+            (12, 0, [8, 0, 0, 0]),    // parameter problem at the TTL
+        ];
+        let (t, code, rest) = kinds[kind];
+        let inner = udp4(H6_V4, H4, 63, true, &vec![0x5a; inner_len]);
+        let cut = inner.len().min(548);
+        let pkt = icmp4_raw(H4, H6_V4, t, code, rest, &inner[..cut]);
+        let siit = siit();
+        let mut out = Output::new();
+        prop_assert_eq!(siit.translate(&pkt, &mut out), Verdict::FourToSix);
+        let v6 = out.get(0).unwrap().to_vec();
+        parse6(&v6);
+        prop_assert!(v6.len() <= 1280);
+        prop_assert_eq!(siit.translate(&v6, &mut out), Verdict::SixToFour);
+        let back = out.get(0).unwrap().to_vec();
+        parse4(&back);
+        prop_assert!(back.len() <= 576);
+        // Same addresses, type, code and rest of header as the original.
+        prop_assert_eq!(&back[12..20], &pkt[12..20]);
+        prop_assert_eq!(&back[20..22], &pkt[20..22]);
+        prop_assert_eq!(&back[24..28], &pkt[24..28]);
+        // The inner packet: same addresses, lengths, protocol and TTL, and
+        // its UDP header and data unchanged (same addresses, same checksum).
+        let (i0, i1) = (&pkt[28..], &back[28..]);
+        prop_assert_eq!(&i1[2..4], &i0[2..4], "inner total length");
+        prop_assert_eq!(&i1[8..10], &i0[8..10], "inner TTL and protocol");
+        prop_assert_eq!(&i1[12..20], &i0[12..20], "inner addresses");
+        let n = i1.len().min(i0.len());
+        prop_assert_eq!(&i1[20..n], &i0[20..n], "inner UDP header and data");
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic_in_translate(
         version in prop_oneof![Just(0x40u8), Just(0x60u8), any::<u8>()],
         mut bytes in proptest::collection::vec(any::<u8>(), 0..1600),

@@ -255,7 +255,7 @@ fn ipv4_fragment_gets_a_fragment_header_with_its_id_offset_and_mf() {
 fn fold(b: &[u8]) -> u16 {
     let mut s: u32 = b
         .chunks(2)
-        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .map(|w| u32::from(u16::from_be_bytes([w[0], *w.get(1).unwrap_or(&0)])))
         .sum();
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
@@ -562,4 +562,72 @@ fn icmpv6_carried_in_ipv4_is_dropped() {
         one(&siit(), &pkt).0,
         Verdict::Drop(DropReason::IcmpUntranslatable)
     );
+}
+
+#[test]
+fn rfc4884_extensions_are_carried_with_the_length_attribute_in_8_byte_units() {
+    // A Time Exceeded with an MPLS-style extension structure (RFC 4884/4950):
+    // a 128-byte original datagram (length attribute 32 words), then the
+    // extension header and one object.
+    let inner = udp4(H6_V4, H4, 1, true, &[0x11; 100]);
+    assert_eq!(inner.len(), 128);
+    let ext = [0x20u8, 0, 0xde, 0xad, 0, 8, 1, 1, 0, 0, 0x10, 0x01];
+    let mut body = inner.clone();
+    body.extend_from_slice(&ext);
+    let pkt = icmp4_raw(H4, H6_V4, 11, 0, [0, 32, 0, 0], &body);
+    let (v, out) = one(&siit(), &pkt);
+    assert_eq!(v, Verdict::FourToSix);
+    let s = parse6(&out[0]);
+    let Some(TransportSlice::Icmpv6(i)) = &s.transport else {
+        panic!()
+    };
+    assert_eq!((i.type_u8(), i.code_u8()), (3, 0));
+    // The inner IPv6 packet is 148 bytes, padded to 152 = 19 * 8.
+    assert_eq!(i.bytes5to8(), [19, 0, 0, 0]);
+    let p = i.payload();
+    assert_eq!(p.len(), 152 + ext.len());
+    assert_eq!(&p[148..152], &[0; 4], "zero padding");
+    assert_eq!(&p[152..], &ext, "extension structure unchanged");
+
+    // And back: the ICMPv4 error comes out as it went in.
+    let v6 = out[0].clone();
+    let (v, back) = one(&siit(), &v6);
+    assert_eq!(v, Verdict::SixToFour);
+    // etherparse computes a Time Exceeded checksum as if bytes 4-7 were
+    // zero (it does not model RFC 4884), so the ICMP checksum is checked by
+    // summing the message here.
+    assert_eq!(fold(&back[0][20..]), 0xffff, "ICMPv4 checksum");
+    let s = SlicedPacket::from_ip(&back[0]).unwrap();
+    let Some(TransportSlice::Icmpv4(i)) = &s.transport else {
+        panic!()
+    };
+    assert_eq!(i.bytes5to8(), [0, 32, 0, 0]);
+    assert_eq!(&i.payload()[128..], &ext);
+    assert_eq!(
+        &i.payload()[20..128],
+        &inner[20..],
+        "inner UDP header and data"
+    );
+}
+
+#[test]
+fn rfc4884_length_attribute_below_128_bytes_is_ignored() {
+    let (mut pkt, _) = icmp4_error_about_udp(3, 3, [0, 10, 0, 0]);
+    // Recompute the ICMP checksum after setting the length attribute.
+    pkt[22] = 0;
+    pkt[23] = 0;
+    let c = !fold(&pkt[20..]);
+    pkt[22..24].copy_from_slice(&c.to_be_bytes());
+    let (v, out) = one(&siit(), &pkt);
+    assert_eq!(v, Verdict::FourToSix);
+    let s = parse6(&out[0]);
+    let Some(TransportSlice::Icmpv6(i)) = &s.transport else {
+        panic!()
+    };
+    assert_eq!(
+        i.bytes5to8(),
+        [0; 4],
+        "treated as an error without extensions"
+    );
+    assert_eq!(i.payload().len(), 148);
 }

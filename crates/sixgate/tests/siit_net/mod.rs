@@ -54,6 +54,8 @@ pub struct Options {
     pub queues: usize,
     /// Add h6b, a second IPv6-only host (for hairpinning).
     pub second_v6_host: bool,
+    /// `offload = true`: TUN offloads (TCP super-packets, partial checksums).
+    pub offload: bool,
 }
 
 /// The running topology; everything is torn down on drop. Fields drop in
@@ -150,6 +152,9 @@ impl Topology {
         let mut text = config_text(&tun);
         if options.queues > 0 {
             text.push_str(&format!("queues = {}\n", options.queues));
+        }
+        if options.offload {
+            text.push_str("offload = true\n");
         }
         let config = dir.write("siit.toml", &text);
         let config = config.to_str().expect("utf-8 temp path").to_owned();
