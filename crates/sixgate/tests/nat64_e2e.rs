@@ -935,6 +935,88 @@ fn fragmented_udp_datagrams_cross_both_ways() {
     }
 }
 
+#[test]
+fn offloads_carry_tcp_super_packets_udp_and_icmp() {
+    if !common::have_root("offloads_carry_tcp_super_packets_udp_and_icmp") {
+        return;
+    }
+    let t = Topology::start("o", &format!("\"{POOL4}\""), "offload = true", true);
+    let www = t.dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    random_file(&www.join("big.bin"), 12 * 1024 * 1024 + 5);
+    let _server = spawn_logged(
+        &t.s4,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            S4,
+            "--directory",
+            www.to_str().unwrap(),
+            "8080",
+        ],
+        &t.dir.path().join("http.log"),
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || t
+            .s4
+            .try_exec(&[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "1",
+                &format!("http://{S4}:8080/")
+            ])
+            .status
+            .success()),
+        "the HTTP server on s4 did not come up"
+    );
+    let got = t.dir.path().join("got.bin");
+    t.c6.exec(&[
+        "curl",
+        "-sS",
+        "-g",
+        "--max-time",
+        "60",
+        "-o",
+        got.to_str().unwrap(),
+        &format!("http://[{S4_V6}]:8080/big.bin"),
+    ]);
+    assert_eq!(sha256(&got), sha256(&www.join("big.bin")));
+    assert!(
+        t.metric("sixgate_nat64_gso_packets_total") > 0,
+        "no super-packet went through whole"
+    );
+    assert_eq!(
+        t.metric("sixgate_nat64_tun_errors_total{op=\"vnet_header\"}"),
+        0
+    );
+    let out =
+        t.c6.try_exec(&["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", S4_V6]);
+    assert!(out.status.success(), "{}", text(&out));
+    let server = t.dir.write("udp_echo.py", UDP_ECHO);
+    let client = t.dir.write("udp_client.py", UDP_CLIENT);
+    let slog = t.dir.path().join("server.log");
+    let _udp = spawn_logged(
+        &t.s4,
+        &["python3", server.to_str().unwrap(), S4, "9000"],
+        &slog,
+    );
+    wait_for_file_line(&slog, "listening", Duration::from_secs(10));
+    let out = t.c6.exec(&[
+        "python3",
+        client.to_str().unwrap(),
+        S4_V6,
+        "9000",
+        "100",
+        "3000",
+    ]);
+    assert_eq!(out.trim(), "100:ok 3000:ok");
+}
+
 fn sha256(path: &Path) -> String {
     common::sh("sha256sum", &[path.to_str().expect("utf-8 path")])
         .split_whitespace()
