@@ -51,7 +51,7 @@ pub struct Section {
     #[serde(default = "default_queues")]
     pub queues: usize,
     /// TUN offloads: TCP super-packets and partial checksums (`IFF_VNET_HDR`).
-    #[serde(default)]
+    #[serde(default = "yes")]
     pub offload: bool,
     /// Add the routes into the TUN device at start and remove them at exit.
     #[serde(default)]
@@ -101,7 +101,7 @@ impl Default for Section {
             tun: default_tun(),
             mtu: DEFAULT_MTU,
             queues: 1,
-            offload: false,
+            offload: true,
             manage_routes: false,
             pool6: core.pool6,
             eam: Vec::new(),
@@ -1034,6 +1034,7 @@ eam = [
         assert_eq!(section.tun.as_str(), DEFAULT_TUN);
         assert_eq!(section.mtu, DEFAULT_MTU);
         assert_eq!(section.queues, 1);
+        assert!(section.offload);
         assert!(!section.manage_routes);
         assert_eq!(
             section.siit_config().mtu_plateaus,

@@ -54,8 +54,9 @@ pub struct Options {
     pub queues: usize,
     /// Add h6b, a second IPv6-only host (for hairpinning).
     pub second_v6_host: bool,
-    /// `offload = true`: TUN offloads (TCP super-packets, partial checksums).
-    pub offload: bool,
+    /// `offload = false`: one packet per read, no virtio-net header (the
+    /// default is on: TCP super-packets, partial checksums).
+    pub plain: bool,
 }
 
 /// The running topology; everything is torn down on drop. Fields drop in
@@ -153,8 +154,8 @@ impl Topology {
         if options.queues > 0 {
             text.push_str(&format!("queues = {}\n", options.queues));
         }
-        if options.offload {
-            text.push_str("offload = true\n");
+        if options.plain {
+            text.push_str("offload = false\n");
         }
         let config = dir.write("siit.toml", &text);
         let config = config.to_str().expect("utf-8 temp path").to_owned();
