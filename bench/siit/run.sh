@@ -3,7 +3,7 @@
 # also over TUN) and plain kernel IPv6 forwarding (the anchor), between
 # namespaces:
 #
-#   sg-bench-c6 (2001:db8:6::2) --- sg-bench-gw (translator) --- sg-bench-s4 (198.51.100.2)
+#   sg-siitb-c6 (2001:db8:6::2) --- sg-siitb-gw (translator) --- sg-siitb-s4 (198.51.100.2)
 #
 # c6 reaches s4 as 2001:db8:46::2 (EAM), s4 sees c6 as 192.0.2.6 (EAM).
 # Measures with iperf3: TCP one stream, TCP four streams, UDP 64-byte
@@ -12,7 +12,8 @@
 #
 #   bench/siit/run.sh [ROUNDS]      (as root; DUR=seconds per run, default 10;
 #                                    MODES="sixgate tayga kernel" by default;
-#                                    SIXGATE_QUEUES=N for a multi-queue TUN)
+#                                    SIXGATE_QUEUES=N for a multi-queue TUN,
+#                                    SIXGATE_OFFLOAD=false: one packet per read)
 #
 # TAYGA refuses 64:ff9b:1::/96 as "reserved", so it gets a network-specific
 # pool6 (unused here: both hosts are EAM entries, "map" lines in TAYGA).
@@ -26,7 +27,7 @@ DUR=${DUR:-10}
 MODES=${MODES:-"sixgate tayga kernel"}
 BIN=${SIXGATE_BIN:-${CARGO_TARGET_DIR:-target}/release/sixgate}
 WORK=$(mktemp -d /tmp/sixgate-bench-siit.XXXXXX)
-C6=sg-bench-c6 GW=sg-bench-gw S4=sg-bench-s4
+C6=sg-siitb-c6 GW=sg-siitb-gw S4=sg-siitb-s4
 
 need=()
 command -v iperf3 >/dev/null || need+=(iperf3)
@@ -49,16 +50,16 @@ setup() {
   teardown
   for ns in $C6 $GW $S4; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
   ip netns exec $GW sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
-  ip link add sgb-c6 netns $C6 type veth peer name sgb-g6 netns $GW
-  ip link add sgb-s4 netns $S4 type veth peer name sgb-g4 netns $GW
-  for pair in "$C6 sgb-c6" "$GW sgb-g6" "$S4 sgb-s4" "$GW sgb-g4"; do
+  ip link add sgsb-c6 netns $C6 type veth peer name sgsb-g6 netns $GW
+  ip link add sgsb-s4 netns $S4 type veth peer name sgsb-g4 netns $GW
+  for pair in "$C6 sgsb-c6" "$GW sgsb-g6" "$S4 sgsb-s4" "$GW sgsb-g4"; do
     set -- $pair; ip -n "$1" link set "$2" up
   done
-  ip -n $C6 -6 addr add 2001:db8:6::2/64 dev sgb-c6 nodad
-  ip -n $GW -6 addr add 2001:db8:6::1/64 dev sgb-g6 nodad
+  ip -n $C6 -6 addr add 2001:db8:6::2/64 dev sgsb-c6 nodad
+  ip -n $GW -6 addr add 2001:db8:6::1/64 dev sgsb-g6 nodad
   ip -n $C6 -6 route add default via 2001:db8:6::1
-  ip -n $GW addr add 198.51.100.1/24 dev sgb-g4
-  ip -n $S4 addr add 198.51.100.2/24 dev sgb-s4
+  ip -n $GW addr add 198.51.100.1/24 dev sgsb-g4
+  ip -n $S4 addr add 198.51.100.2/24 dev sgsb-s4
   ip -n $S4 route add default via 198.51.100.1
 }
 
@@ -67,9 +68,10 @@ start_sixgate() {
 [admin]
 listen = "127.0.0.1:0"
 [siit]
-tun = "sgb-siit"
+tun = "sgsb-siit"
 manage_routes = true
 queues = ${SIXGATE_QUEUES:-1}
+offload = ${SIXGATE_OFFLOAD:-true}
 own_ipv4 = "192.0.2.1"
 own_ipv6 = "2001:db8:ff::1"
 eam = [
@@ -80,7 +82,7 @@ EOF
   ip netns exec $GW "$BIN" --log-level warn siit --config "$WORK/siit.toml" &
   translator_pid=$!
   for _ in $(seq 100); do
-    ip -n $GW route show dev sgb-siit 2>/dev/null | grep -q 192.0.2.6 && return
+    ip -n $GW route show dev sgsb-siit 2>/dev/null | grep -q 192.0.2.6 && return
     sleep 0.05
   done
   echo "sixgate did not come up" >&2; exit 1
@@ -89,7 +91,7 @@ EOF
 start_tayga() {
   mkdir -p "$WORK/tayga"
   cat >"$WORK/tayga.conf" <<EOF
-tun-device sgb-tayga
+tun-device sgsb-tayga
 ipv4-addr 192.0.2.1
 ipv6-addr 2001:db8:ff::1
 prefix 2001:db8:64::/96
@@ -98,10 +100,10 @@ map 192.0.2.6 2001:db8:6::2
 data-dir $WORK/tayga
 EOF
   ip netns exec $GW tayga --config "$WORK/tayga.conf" --mktun >/dev/null
-  ip -n $GW link set sgb-tayga up
-  ip -n $GW route add 192.0.2.0/24 dev sgb-tayga
-  ip -n $GW -6 route add 2001:db8:46::2/128 dev sgb-tayga
-  ip -n $GW -6 route add 2001:db8:ff::1/128 dev sgb-tayga
+  ip -n $GW link set sgsb-tayga up
+  ip -n $GW route add 192.0.2.0/24 dev sgsb-tayga
+  ip -n $GW -6 route add 2001:db8:46::2/128 dev sgsb-tayga
+  ip -n $GW -6 route add 2001:db8:ff::1/128 dev sgsb-tayga
   ip netns exec $GW tayga --config "$WORK/tayga.conf" --nodetach &
   translator_pid=$!
   sleep 0.5
@@ -109,8 +111,8 @@ EOF
 
 start_kernel() {
   # The anchor: s4 gets the IPv6 address c6 aims at, plain forwarding.
-  ip -n $S4 -6 addr add 2001:db8:46::2/64 dev sgb-s4 nodad
-  ip -n $GW -6 addr add 2001:db8:46::1/64 dev sgb-g4 nodad
+  ip -n $S4 -6 addr add 2001:db8:46::2/64 dev sgsb-s4 nodad
+  ip -n $GW -6 addr add 2001:db8:46::1/64 dev sgsb-g4 nodad
   ip -n $S4 -6 route add default via 2001:db8:46::1
 }
 

@@ -858,6 +858,165 @@ fn two_workers_on_two_queues_carry_every_flow_and_list_every_session() {
     assert!(detail.contains("multi_queue"), "{detail}");
 }
 
+/// A UDP echo server.
+const UDP_ECHO: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+print("listening", flush=True)
+while True:
+    d, a = s.recvfrom(65535)
+    s.sendto(d, a)
+"#;
+
+/// Sends datagrams of the given sizes and checks each comes back intact.
+const UDP_CLIENT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(3)
+ok = []
+for size in map(int, sys.argv[3:]):
+    data = bytes((i * 7 + size) % 256 for i in range(size))
+    good = False
+    for attempt in range(3):
+        s.sendto(data, (sys.argv[1], int(sys.argv[2])))
+        try:
+            if s.recvfrom(65535)[0] == data:
+                good = True
+                break
+        except socket.timeout:
+            pass
+    ok.append("%d:%s" % (size, "ok" if good else "LOST"))
+print(" ".join(ok))
+"#;
+
+#[test]
+fn fragmented_udp_datagrams_cross_both_ways() {
+    if !common::have_root("fragmented_udp_datagrams_cross_both_ways") {
+        return;
+    }
+    for (tag, extra) in [("f", ""), ("g", "workers = 2")] {
+        let t = Topology::start(tag, &format!("\"{POOL4}\""), extra, true);
+        let server = t.dir.write("udp_echo.py", UDP_ECHO);
+        let client = t.dir.write("udp_client.py", UDP_CLIENT);
+        let slog = t.dir.path().join("server.log");
+        let _server = spawn_logged(
+            &t.s4,
+            &["python3", server.to_str().unwrap(), S4, "9000"],
+            &slog,
+        );
+        wait_for_file_line(&slog, "listening", Duration::from_secs(10));
+        let out = t.c6.exec(&[
+            "python3",
+            client.to_str().unwrap(),
+            S4_V6,
+            "9000",
+            "100",
+            "3000",
+            "8000",
+        ]);
+        assert_eq!(
+            out.trim(),
+            "100:ok 3000:ok 8000:ok",
+            "{extra:?}\n{}\n{}\nserver: {}",
+            t.sessions(),
+            t.metrics()
+                .lines()
+                .filter(|l| l.starts_with("sixgate_nat64_") && !l.ends_with(" 0"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            std::fs::read_to_string(&slog).unwrap_or_default()
+        );
+        assert_eq!(
+            t.metric("sixgate_nat64_drops_total{reason=\"fragment\"}"),
+            0,
+            "{extra:?}"
+        );
+    }
+}
+
+#[test]
+fn offloads_carry_tcp_super_packets_udp_and_icmp() {
+    if !common::have_root("offloads_carry_tcp_super_packets_udp_and_icmp") {
+        return;
+    }
+    let t = Topology::start("o", &format!("\"{POOL4}\""), "offload = true", true);
+    let www = t.dir.path().join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    random_file(&www.join("big.bin"), 12 * 1024 * 1024 + 5);
+    let _server = spawn_logged(
+        &t.s4,
+        &[
+            "python3",
+            "-m",
+            "http.server",
+            "--bind",
+            S4,
+            "--directory",
+            www.to_str().unwrap(),
+            "8080",
+        ],
+        &t.dir.path().join("http.log"),
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || t
+            .s4
+            .try_exec(&[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "1",
+                &format!("http://{S4}:8080/")
+            ])
+            .status
+            .success()),
+        "the HTTP server on s4 did not come up"
+    );
+    let got = t.dir.path().join("got.bin");
+    t.c6.exec(&[
+        "curl",
+        "-sS",
+        "-g",
+        "--max-time",
+        "60",
+        "-o",
+        got.to_str().unwrap(),
+        &format!("http://[{S4_V6}]:8080/big.bin"),
+    ]);
+    assert_eq!(sha256(&got), sha256(&www.join("big.bin")));
+    assert!(
+        t.metric("sixgate_nat64_gso_packets_total") > 0,
+        "no super-packet went through whole"
+    );
+    assert_eq!(
+        t.metric("sixgate_nat64_tun_errors_total{op=\"vnet_header\"}"),
+        0
+    );
+    let out =
+        t.c6.try_exec(&["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", S4_V6]);
+    assert!(out.status.success(), "{}", text(&out));
+    let server = t.dir.write("udp_echo.py", UDP_ECHO);
+    let client = t.dir.write("udp_client.py", UDP_CLIENT);
+    let slog = t.dir.path().join("server.log");
+    let _udp = spawn_logged(
+        &t.s4,
+        &["python3", server.to_str().unwrap(), S4, "9000"],
+        &slog,
+    );
+    wait_for_file_line(&slog, "listening", Duration::from_secs(10));
+    let out = t.c6.exec(&[
+        "python3",
+        client.to_str().unwrap(),
+        S4_V6,
+        "9000",
+        "100",
+        "3000",
+    ]);
+    assert_eq!(out.trim(), "100:ok 3000:ok");
+}
+
 fn sha256(path: &Path) -> String {
     common::sh("sha256sum", &[path.to_str().expect("utf-8 path")])
         .split_whitespace()

@@ -34,20 +34,10 @@ fn ping_crosses_the_translator_both_ways() {
     assert!(text(&out).contains("3 received"), "{}", text(&out));
 }
 
-#[test]
-fn curl_moves_12_mb_through_a_two_queue_translator_with_matching_sha256() {
-    if !have_root("curl_moves_12_mb_through_a_two_queue_translator_with_matching_sha256") {
-        return;
-    }
-    let net = Topology::start(
-        "curl",
-        Options {
-            queues: 2,
-            ..Options::default()
-        },
-    );
-    let link = net.gw.exec(&["ip", "-d", "link", "show", &net.tun]);
-    assert!(link.contains("multi_queue"), "{link}");
+/// A 12 MiB file over HTTP, IPv6 client -> IPv4 server and the reverse;
+/// returns the topology for more checks.
+fn curl_both_ways(tag: &str, options: Options) -> Topology {
+    let net = Topology::start(tag, options);
     let served = net.dir.path().join("served");
     std::fs::create_dir_all(&served).expect("mkdir");
     let blob = served.join("blob.bin");
@@ -55,7 +45,7 @@ fn curl_moves_12_mb_through_a_two_queue_translator_with_matching_sha256() {
     let want = sha256(&blob);
 
     // IPv6 client -> IPv4 server.
-    let _server4 = http_server(&net.h4, H4, &served);
+    let server4 = http_server(&net.h4, H4, &served);
     let got = net.dir.path().join("from-h4.bin");
     let url = format!("http://[{H4_AS_V6}]:8080/blob.bin");
     let out = net.h6.try_exec(&[
@@ -70,9 +60,10 @@ fn curl_moves_12_mb_through_a_two_queue_translator_with_matching_sha256() {
     ]);
     assert!(out.status.success(), "curl {url}:\n{}", text(&out));
     assert_eq!(sha256(&got), want, "the file fetched from h4 differs");
+    drop(server4);
 
     // IPv4 client -> IPv6 server.
-    let _server6 = http_server(&net.h6, H6, &served);
+    let server6 = http_server(&net.h6, H6, &served);
     let got = net.dir.path().join("from-h6.bin");
     let url = format!("http://{H6_AS_V4}:8080/blob.bin");
     let out = net.h4.try_exec(&[
@@ -86,6 +77,41 @@ fn curl_moves_12_mb_through_a_two_queue_translator_with_matching_sha256() {
     ]);
     assert!(out.status.success(), "curl {url}:\n{}", text(&out));
     assert_eq!(sha256(&got), want, "the file fetched from h6 differs");
+    drop(server6);
+    net
+}
+
+/// Without offloads, one packet per read, and over two queues.
+#[test]
+fn curl_moves_12_mb_packet_by_packet_through_two_queues_with_matching_sha256() {
+    if !have_root("curl_moves_12_mb_packet_by_packet_through_two_queues_with_matching_sha256") {
+        return;
+    }
+    let net = curl_both_ways(
+        "curl",
+        Options {
+            queues: 2,
+            plain: true,
+            ..Options::default()
+        },
+    );
+    let link = net.gw.exec(&["ip", "-d", "link", "show", &net.tun]);
+    assert!(link.contains("multi_queue"), "{link}");
+}
+
+#[test]
+fn curl_moves_12_mb_as_tcp_super_packets_with_tun_offloads() {
+    if !have_root("curl_moves_12_mb_as_tcp_super_packets_with_tun_offloads") {
+        return;
+    }
+    let net = curl_both_ways("gso", Options::default());
+    let link = net.gw.exec(&["ip", "-d", "link", "show", &net.tun]);
+    assert!(link.contains("vnet_hdr on"), "{link}");
+    // The transfers went through as super-packets, translated whole.
+    let gso = net.metric("sixgate_siit_gso_packets_total");
+    assert!(gso > 0, "no TCP super-packet was translated");
+    let errors = net.metric("sixgate_siit_tun_errors_total{op=\"vnet_header\"}");
+    assert_eq!(errors, 0);
 }
 
 #[test]
@@ -155,12 +181,34 @@ fn nc_udp(ns: &Netns, addr: &str, port: u16, payload: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// With offloads (the default) the kernel hands UDP over with partial
+/// checksums, which the driver completes before translation.
 #[test]
 fn udp_datagrams_are_echoed_across_the_translator_both_ways() {
     if !have_root("udp_datagrams_are_echoed_across_the_translator_both_ways") {
         return;
     }
-    let net = Topology::start("udp", Options::default());
+    let net = udp_both_ways("udp", Options::default());
+    let errors = net.metric("sixgate_siit_tun_errors_total{op=\"vnet_header\"}");
+    assert_eq!(errors, 0);
+}
+
+#[test]
+fn udp_datagrams_are_echoed_both_ways_packet_by_packet() {
+    if !have_root("udp_datagrams_are_echoed_both_ways_packet_by_packet") {
+        return;
+    }
+    udp_both_ways(
+        "udpplain",
+        Options {
+            plain: true,
+            ..Options::default()
+        },
+    );
+}
+
+fn udp_both_ways(tag: &str, options: Options) -> Topology {
+    let net = Topology::start(tag, options);
     let _echo4 = udp_echo(&net.h4, H4, 5353);
     let _echo6 = udp_echo(&net.h6, H6, 5353);
 
@@ -203,6 +251,7 @@ fn udp_datagrams_are_echoed_across_the_translator_both_ways() {
         }),
         "4000-byte datagram 6->4: {got} bytes came back, not {want}"
     );
+    net
 }
 
 #[test]

@@ -24,10 +24,27 @@ fn large_download_completes_across_a_1280_byte_link_because_ptb_is_translated() 
     if !have_root("large_download_completes_across_a_1280_byte_link_because_ptb_is_translated") {
         return;
     }
+    download_across_a_narrow_link("pmtu", false);
+}
+
+/// The same without TUN offloads, one packet per read.
+#[test]
+fn large_download_completes_across_a_1280_byte_link_packet_by_packet() {
+    if !have_root("large_download_completes_across_a_1280_byte_link_packet_by_packet") {
+        return;
+    }
+    download_across_a_narrow_link("pmtuplain", true);
+}
+
+/// With offloads (the default), h4's super-packets are translated whole and
+/// cut by the kernel into segments too big for the narrow link, which
+/// answers with Packet Too Big: PMTUD must converge all the same.
+fn download_across_a_narrow_link(tag: &str, plain: bool) {
     let net = Topology::start(
-        "pmtu",
+        tag,
         Options {
             narrow_v6_link: Some(1280),
+            plain,
             ..Options::default()
         },
     );

@@ -25,14 +25,14 @@ use sixgate_xlat::nat64::{
     StaticBib, Stats, Taddr4, Taddr6, Timeouts, Translator, Verdict,
 };
 use sixgate_xlat::prefix64::{is_global_v4, WELL_KNOWN};
-use sixgate_xlat::{Prefix64, SiitConfig};
+use sixgate_xlat::{checksum, Prefix64, SiitConfig};
 
 use crate::cli::{ConfigArgs, RunArgs};
 use crate::cmd::siit::TunName;
 use crate::config::{Config, Invalid};
 use crate::context::Context;
 use crate::routes::{RoutePrefix, Routes};
-use crate::tun::{self, Ready, Tun, Waker};
+use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
 
 pub const DEFAULT_TUN: &str = "nat64";
 pub const DEFAULT_MTU: u32 = 1500;
@@ -146,6 +146,11 @@ pub struct Section {
     /// state.
     #[serde(default = "default_workers")]
     pub workers: usize,
+    /// TUN offloads (`IFF_VNET_HDR`, TSO and checksum offload): TCP
+    /// super-packets of up to 64 KiB are translated whole and cut into
+    /// segments by the kernel on the way out.
+    #[serde(default)]
+    pub offload: bool,
     /// RFC 6052 prefix the IPv4 Internet is seen under.
     #[serde(default = "default_prefix")]
     pub prefix: Prefix64,
@@ -168,6 +173,10 @@ pub struct Section {
     pub max_sessions: u32,
     #[serde(default = "default_max_per_source")]
     pub max_sessions_per_source: u32,
+    /// ICMP errors the NAT64 makes itself, per second (burst: one second's
+    /// worth); the rest are not sent, and counted.
+    #[serde(default = "default_icmp_rate")]
+    pub icmp_errors_per_second: u32,
     #[serde(default)]
     pub timeouts: TimeoutsSection,
     /// Accept timeouts below RFC 6146's minimums (for tests and labs).
@@ -205,6 +214,9 @@ fn default_max_sessions() -> u32 {
 }
 fn default_max_per_source() -> u32 {
     nat64::Limits::default().max_sessions_per_source
+}
+fn default_icmp_rate() -> u32 {
+    nat64::Limits::default().icmp_errors_per_second
 }
 fn default_lowest_ipv6_mtu() -> u16 {
     SiitConfig::default().lowest_ipv6_mtu
@@ -352,6 +364,7 @@ impl Section {
                     LimitName::Icmp => LimitAction::Icmp,
                     LimitName::Drop => LimitAction::Drop,
                 },
+                icmp_errors_per_second: self.icmp_errors_per_second,
             },
             filtering: match self.filtering {
                 FilteringName::EndpointIndependent => Filtering::EndpointIndependent,
@@ -445,7 +458,10 @@ pub fn validate(section: &Section) -> Result<(), Invalid> {
             "needs manage_routes = true (the masquerade table is managed with the routes)",
         ));
     }
-    if section.max_sessions == 0 || section.max_sessions_per_source == 0 {
+    if section.max_sessions == 0
+        || section.max_sessions_per_source == 0
+        || section.icmp_errors_per_second == 0
+    {
         return Err(Invalid::new(
             "nat64.max_sessions",
             "limits must be at least 1",
@@ -512,6 +528,7 @@ impl Shared {
                 total.sessions_created[p] += s.sessions_created[p];
                 total.sessions_expired[p] += s.sessions_expired[p];
             }
+            total.icmp_errors_suppressed += s.icmp_errors_suppressed;
             for (t, v) in total.refused.iter_mut().zip(s.refused) {
                 *t += v;
             }
@@ -520,11 +537,13 @@ impl Shared {
     }
 }
 
-/// The limits of one shard: the total is split evenly, the per-source limit
-/// stays whole (a source's flows live in one shard).
+/// The limits of one shard: the total and the ICMP error rate are split
+/// evenly, the per-source limit stays whole (a source's flows live in one
+/// shard).
 fn shard_limits(mut limits: nat64::Limits, shards: usize) -> nat64::Limits {
     let n = u32::try_from(shards.max(1)).unwrap_or(1);
     limits.max_sessions = limits.max_sessions.div_ceil(n);
+    limits.icmp_errors_per_second = limits.icmp_errors_per_second.div_ceil(n);
     limits
 }
 
@@ -561,7 +580,7 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
             .add("/nat64/sessions", move || render_sessions(&shared));
     }
 
-    let queues = Tun::open_queues(section.tun.as_str(), workers)?;
+    let queues = Tun::open_queues(section.tun.as_str(), workers, section.offload)?;
     let Some(tun) = queues.first() else {
         anyhow::bail!("no TUN queue was opened");
     };
@@ -590,6 +609,7 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     // are joined at shutdown.
     let (done_tx, done_rx) = tokio::sync::mpsc::channel(workers);
     let mut threads = Vec::with_capacity(workers);
+    let offload = section.offload;
     for (i, queue) in queues.iter().enumerate() {
         let (queue, waker, metrics, shared, translator, done_tx) = (
             Arc::clone(queue),
@@ -603,7 +623,8 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
             std::thread::Builder::new()
                 .name(format!("nat64-tun{i}"))
                 .spawn(move || {
-                    let result = packet_loop(&queue, &waker, &translator, &shared, &metrics);
+                    let result =
+                        packet_loop(&queue, &waker, &translator, &shared, &metrics, offload);
                     let _ = done_tx.try_send(result);
                 })
                 .context("cannot start a packet thread")?,
@@ -613,11 +634,12 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
 
     ready.set(true);
     tracing::info!(
-        "nat64 running on tun {} (mtu {}, {} worker{}, prefix {}, pool4 {}, {} routes{})",
+        "nat64 running on tun {} (mtu {}, {} worker{}{}, prefix {}, pool4 {}, {} routes{})",
         tun.name(),
         section.mtu,
         workers,
         if workers == 1 { "" } else { "s" },
+        if section.offload { ", offloads" } else { "" },
         section.prefix,
         section
             .pool4
@@ -706,8 +728,12 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
 /// that shape the device, the routes or the tables need a restart.
 fn reload(shared: &Shared, running: &mut Section, new: Section) {
     let mut needs_restart = Vec::new();
-    if new.tun != running.tun || new.mtu != running.mtu || new.workers != running.workers {
-        needs_restart.push("tun/mtu/workers");
+    if new.tun != running.tun
+        || new.mtu != running.mtu
+        || new.workers != running.workers
+        || new.offload != running.offload
+    {
+        needs_restart.push("tun/mtu/workers/offload");
     }
     if new.prefix != running.prefix || new.pool4 != running.pool4 {
         needs_restart.push("prefix/pool4");
@@ -743,6 +769,7 @@ fn reload(shared: &Shared, running: &mut Section, new: Section) {
     running.max_sessions = new.max_sessions;
     running.max_sessions_per_source = new.max_sessions_per_source;
     running.on_limit = new.on_limit;
+    running.icmp_errors_per_second = new.icmp_errors_per_second;
 }
 
 /// A seed for port randomisation and table hashing, from the OS.
@@ -766,15 +793,17 @@ fn os_seed() -> u64 {
 /// shard the state is locked once per batch of up to [`BATCH`] packets; with
 /// several, each packet locks the shard (or, for a hairpin, the two shards,
 /// in index order) that [`Sharding::route`] names, and writes after letting
-/// go.
+/// go. With `offload`, each packet read and written starts with a
+/// [`VnetHdr`] (see [`offloaded`]).
 fn packet_loop(
     tun: &Tun,
     waker: &Waker,
     translator: &Translator,
     shared: &Shared,
     metrics: &Metrics,
+    offload: bool,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; tun::MAX_PACKET];
+    let mut buf = vec![0u8; tun::MAX_PACKET + VnetHdr::LEN];
     let mut out = Packets::new();
     let single = shared.shards.len() == 1;
     while !waker.is_woken() {
@@ -800,10 +829,15 @@ fn packet_loop(
             let Some(packet) = buf.get_mut(..len) else {
                 continue;
             };
-            let verdict = match batch_lock.as_mut() {
-                Some(state) => translator.translate(state, now, packet, &mut out),
-                None => translate_sharded(translator, shared, now, packet, &mut out),
+            let mut xlate = |packet: &mut [u8], out: &mut Packets| match batch_lock.as_mut() {
+                Some(state) => translator.translate(state, now, packet, out),
+                None => translate_sharded(translator, shared, now, packet, out),
             };
+            if offload {
+                offloaded(tun, metrics, packet, &mut out, &mut xlate);
+                continue;
+            }
+            let verdict = xlate(packet, &mut out);
             metrics.count(verdict);
             tracing::trace!(len, verdict = verdict.as_str(), out = out.len(), "packet");
             for packet in out.packets() {
@@ -821,6 +855,185 @@ fn packet_loop(
     Ok(())
 }
 
+/// One packet read from a device with offloads: `raw` is a [`VnetHdr`] and
+/// the packet. (The same scheme as the siit driver's.)
+///
+/// A TCP super-packet (GSO) keeps its partial checksum: the NAT64 rewrites
+/// and translates its headers (the incremental updates of the partial field
+/// are then overwritten), and the driver writes the new pseudo-header sum
+/// into the checksum field and a header with the other family's GSO type in
+/// front; the kernel cuts the segments on the way out. Anything else with a
+/// partial checksum gets it completed here first and goes through as a
+/// plain packet; so does a super-packet whose translation is not one TCP
+/// packet.
+fn offloaded(
+    tun: &Tun,
+    metrics: &Metrics,
+    raw: &mut [u8],
+    out: &mut Packets,
+    xlate: &mut impl FnMut(&mut [u8], &mut Packets) -> Verdict,
+) {
+    let Some(hdr) = VnetHdr::parse(raw) else {
+        metrics.vnet_errors.inc();
+        return;
+    };
+    let Some(packet) = raw.get_mut(VnetHdr::LEN..) else {
+        metrics.vnet_errors.inc();
+        return;
+    };
+    let gso = hdr.gso_type & !VnetHdr::GSO_ECN;
+    let partial = hdr.flags & VnetHdr::NEEDS_CSUM != 0;
+    if gso != VnetHdr::GSO_NONE {
+        if !partial || (gso != VnetHdr::GSO_TCPV4 && gso != VnetHdr::GSO_TCPV6) {
+            metrics.vnet_errors.inc();
+            return;
+        }
+        let verdict = xlate(packet, out);
+        metrics.count(verdict);
+        let translated = matches!(
+            verdict,
+            Verdict::FourToSix | Verdict::SixToFour | Verdict::Hairpin
+        );
+        if translated && out.len() == 1 {
+            if let Some(segment) = out.get(0) {
+                if let Some(tcp) = TcpPartial::of(segment) {
+                    metrics.gso_packets.inc();
+                    let new = VnetHdr {
+                        flags: VnetHdr::NEEDS_CSUM,
+                        gso_type: if segment.first().is_some_and(|b| b >> 4 == 6) {
+                            VnetHdr::GSO_TCPV6
+                        } else {
+                            VnetHdr::GSO_TCPV4
+                        } | (hdr.gso_type & VnetHdr::GSO_ECN),
+                        hdr_len: tcp.hdr_len,
+                        gso_size: hdr.gso_size,
+                        csum_start: tcp.csum_start,
+                        csum_offset: TCP_CHECKSUM_AT,
+                    };
+                    let at = usize::from(tcp.csum_start) + usize::from(TCP_CHECKSUM_AT);
+                    let (Some(head), Some(tail)) = (segment.get(..at), segment.get(at + 2..))
+                    else {
+                        metrics.vnet_errors.inc();
+                        return;
+                    };
+                    let sum = tcp.pseudo_sum.to_be_bytes();
+                    let header = new.to_bytes();
+                    let parts = [
+                        io::IoSlice::new(&header),
+                        io::IoSlice::new(head),
+                        io::IoSlice::new(&sum),
+                        io::IoSlice::new(tail),
+                    ];
+                    if let Err(err) = tun.send_parts(&parts) {
+                        metrics.tun_write_errors.inc();
+                        tracing::trace!("tun write failed: {err}");
+                    }
+                    return;
+                }
+            }
+        }
+        if !translated {
+            // Refused or dropped: an ICMP error (already complete) or
+            // nothing goes out.
+            send_plain(tun, metrics, out);
+            return;
+        }
+        // Translated but not one TCP packet: nothing sane to send with a
+        // partial checksum the core has rewritten.
+        metrics.offload_fallbacks.inc();
+        return;
+    }
+    if partial && !complete_checksum(packet, hdr.csum_start, hdr.csum_offset) {
+        metrics.vnet_errors.inc();
+        return;
+    }
+    let verdict = xlate(packet, out);
+    metrics.count(verdict);
+    send_plain(tun, metrics, out);
+}
+
+/// Writes each packet of `out` behind an all-zero [`VnetHdr`] (no offload).
+fn send_plain(tun: &Tun, metrics: &Metrics, out: &Packets) {
+    let header = VnetHdr::default().to_bytes();
+    for packet in out.packets() {
+        let parts = [io::IoSlice::new(&header), io::IoSlice::new(packet)];
+        if let Err(err) = tun.send_parts(&parts) {
+            metrics.tun_write_errors.inc();
+            tracing::trace!("tun write failed: {err}");
+        }
+    }
+}
+
+/// Offset of the checksum in a TCP header.
+const TCP_CHECKSUM_AT: u16 = 16;
+
+/// Where the TCP header of a translated super-packet is, and the partial
+/// checksum (the pseudo-header sum, not complemented) the kernel expects in
+/// its checksum field.
+#[derive(Debug, PartialEq, Eq)]
+struct TcpPartial {
+    csum_start: u16,
+    hdr_len: u16,
+    pseudo_sum: u16,
+}
+
+impl TcpPartial {
+    /// `None` unless `packet` is IPv4 or IPv6 (no extension header) carrying
+    /// a whole TCP header.
+    fn of(packet: &[u8]) -> Option<Self> {
+        let (l4, l4_len, pseudo) = match packet.first()? >> 4 {
+            4 => {
+                let ihl = usize::from(packet.first()? & 0x0f) * 4;
+                if *packet.get(9)? != 6 || ihl < 20 {
+                    return None;
+                }
+                let total = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
+                let l4_len = total.checked_sub(ihl)?;
+                let sum = checksum::add(6 + u64::try_from(l4_len).ok()?, packet.get(12..20)?);
+                (ihl, l4_len, sum)
+            }
+            6 => {
+                if *packet.get(6)? != 6 {
+                    return None;
+                }
+                let l4_len = usize::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?]));
+                let sum = checksum::add(6 + u64::try_from(l4_len).ok()?, packet.get(8..40)?);
+                (40, l4_len, sum)
+            }
+            _ => return None,
+        };
+        let data_offset = usize::from(packet.get(l4 + 12)? >> 4) * 4;
+        if data_offset < 20 || l4_len < data_offset || packet.len() < l4 + data_offset {
+            return None;
+        }
+        Some(Self {
+            csum_start: u16::try_from(l4).ok()?,
+            hdr_len: u16::try_from(l4 + data_offset).ok()?,
+            pseudo_sum: checksum::fold(pseudo),
+        })
+    }
+}
+
+/// Completes a partial checksum (`NEEDS_CSUM`): the field at `start +
+/// offset` holds the pseudo-header sum; the checksum covers it and every
+/// byte from `start` on. False when the offsets do not fit the packet.
+fn complete_checksum(packet: &mut [u8], start: u16, offset: u16) -> bool {
+    let (start, at) = (usize::from(start), usize::from(start) + usize::from(offset));
+    if at + 2 > packet.len() {
+        return false;
+    }
+    let Some(covered) = packet.get(start..) else {
+        return false;
+    };
+    let mut sum = !checksum::fold(checksum::add(0, covered));
+    // UDP (checksum at offset 6) sends a computed zero as all ones.
+    if sum == 0 && offset == 6 {
+        sum = 0xffff;
+    }
+    packet[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+    true
+}
+
 /// One packet through the shard(s) its flow lives in.
 fn translate_sharded(
     translator: &Translator,
@@ -829,6 +1042,18 @@ fn translate_sharded(
     packet: &mut [u8],
     out: &mut Packets,
 ) -> Verdict {
+    if shared.sharding.is_later_ipv4_fragment(packet) {
+        // No port to name a shard: ask each (a refusal leaves the packet
+        // untouched) until one knows the datagram.
+        let mut verdict = Verdict::Drop(nat64::Drop::Fragment);
+        for i in 0..shared.shards.len() {
+            verdict = translator.translate(&mut shared.lock(i), now, packet, out);
+            if verdict != Verdict::Drop(nat64::Drop::Fragment) {
+                break;
+            }
+        }
+        return verdict;
+    }
     let (a, b) = shared.sharding.route(packet);
     match b {
         None => translator.translate(&mut shared.lock(a), now, packet, out),
@@ -1013,6 +1238,9 @@ struct Metrics {
     drop_labels: Vec<&'static str>,
     tun_read_errors: Counter,
     tun_write_errors: Counter,
+    vnet_errors: Counter,
+    gso_packets: Counter,
+    offload_fallbacks: Counter,
 }
 
 impl Metrics {
@@ -1025,6 +1253,9 @@ impl Metrics {
             drop_labels,
             tun_read_errors: Counter::new(),
             tun_write_errors: Counter::new(),
+            vnet_errors: Counter::new(),
+            gso_packets: Counter::new(),
+            offload_fallbacks: Counter::new(),
         }
     }
 
@@ -1062,48 +1293,78 @@ impl Collect for Metrics {
             );
         }
         let stats = self.shared.stats();
-        for (i, proto) in Proto::ALL.iter().enumerate() {
-            let p = [("proto", proto.as_str())];
-            out.gauge(
+        // One family at a time: the text format wants each family's samples
+        // together, under one HELP/TYPE.
+        let per_proto: [(&str, &str, bool, [u64; 3]); 6] = [
+            (
                 "sixgate_nat64_sessions",
                 "Sessions in the table, by protocol.",
-                &p,
-                u64::from(stats.sessions[i]),
-            );
-            out.gauge(
+                false,
+                stats.sessions.map(u64::from),
+            ),
+            (
                 "sixgate_nat64_bib_entries",
                 "BIB entries (IPv6 transport address <-> pool4 transport address), by protocol.",
-                &p,
-                u64::from(stats.bib_entries[i]),
-            );
-            out.gauge(
+                false,
+                stats.bib_entries.map(u64::from),
+            ),
+            (
                 "sixgate_nat64_pool4_ports_used",
                 "pool4 ports (ICMP identifiers) held by BIB entries, by protocol.",
-                &p,
-                stats.ports_used[i],
-            );
-            out.gauge(
+                false,
+                stats.ports_used,
+            ),
+            (
                 "sixgate_nat64_pool4_ports",
                 "pool4 ports (ICMP identifiers) configured, by protocol.",
-                &p,
-                stats.ports_total[i],
-            );
-            out.counter(
+                false,
+                stats.ports_total,
+            ),
+            (
                 "sixgate_nat64_sessions_created_total",
                 "Sessions created, by protocol.",
-                &p,
-                stats.sessions_created[i],
-            );
-            out.counter(
+                true,
+                stats.sessions_created,
+            ),
+            (
                 "sixgate_nat64_sessions_expired_total",
                 "Sessions deleted when their lifetime ended, by protocol.",
-                &p,
-                stats.sessions_expired[i],
-            );
+                true,
+                stats.sessions_expired,
+            ),
+        ];
+        for (name, help, counter, values) in per_proto {
+            for (proto, value) in Proto::ALL.iter().zip(values) {
+                let labels = [("proto", proto.as_str())];
+                if counter {
+                    out.counter(name, help, &labels, value);
+                } else {
+                    out.gauge(name, help, &labels, value);
+                }
+            }
         }
+        out.counter(
+            "sixgate_nat64_gso_packets_total",
+            "With offloads: TCP super-packets translated whole.",
+            &[],
+            self.gso_packets.get(),
+        );
+        out.counter(
+            "sixgate_nat64_offload_fallbacks_total",
+            "With offloads: super-packets whose translation was not one TCP packet (dropped).",
+            &[],
+            self.offload_fallbacks.get(),
+        );
+        out.counter(
+            "sixgate_nat64_icmp_errors_suppressed_total",
+            "ICMP errors not sent because of icmp_errors_per_second.",
+            &[],
+            stats.icmp_errors_suppressed,
+        );
         for (op, counter) in [
             ("read", &self.tun_read_errors),
             ("write", &self.tun_write_errors),
+            ("vnet_header", &self.vnet_errors),
         ] {
             out.counter(
                 "sixgate_nat64_tun_errors_total",
@@ -1243,6 +1504,47 @@ ipv4 = "192.0.2.1:80"
         assert_eq!(
             limits.max_sessions_per_source,
             nat64::Limits::default().max_sessions_per_source
+        );
+    }
+
+    #[test]
+    fn every_metric_family_is_declared_once() {
+        let config =
+            parse("[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\n").unwrap();
+        let core = config.nat64.unwrap().state_config().unwrap();
+        let prefix: Prefix64 = "64:ff9b:1::/96".parse().unwrap();
+        let shared = Arc::new(Shared {
+            shards: vec![Mutex::new(
+                State::new(core.clone(), SplitMix64::new(1)).unwrap(),
+            )],
+            sharding: Sharding::new(1, prefix, &core, 1),
+            start: Instant::now(),
+        });
+        let metrics = Metrics::new(shared);
+        metrics.count(Verdict::SixToFour);
+        metrics.count(Verdict::Drop(nat64::Drop::Fragment));
+        let mut out = Encoder::new();
+        metrics.collect(&mut out);
+        let text = out.finish();
+        let mut seen = std::collections::HashSet::new();
+        for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+            assert!(seen.insert(line.to_owned()), "twice: {line}\n{text}");
+        }
+        assert!(
+            text.contains("sixgate_nat64_packets_total{direction=\"6to4\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sixgate_nat64_drops_total{reason=\"fragment\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sixgate_nat64_pool4_ports{proto=\"udp\"} 4535\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sixgate_nat64_icmp_errors_suppressed_total 0\n"),
+            "{text}"
         );
     }
 

@@ -24,7 +24,7 @@ use sixgate_xlat::{
 use crate::config::Invalid;
 use crate::context::Context;
 use crate::routes::{RoutePrefix, Routes};
-use crate::tun::{self, Ready, Tun, Waker};
+use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
 
 /// The TUN device name when `tun` is not set.
 pub const DEFAULT_TUN: &str = "siit0";
@@ -50,6 +50,9 @@ pub struct Section {
     /// TUN queues, one translating thread each.
     #[serde(default = "default_queues")]
     pub queues: usize,
+    /// TUN offloads: TCP super-packets and partial checksums (`IFF_VNET_HDR`).
+    #[serde(default = "yes")]
+    pub offload: bool,
     /// Add the routes into the TUN device at start and remove them at exit.
     #[serde(default)]
     pub manage_routes: bool,
@@ -98,6 +101,7 @@ impl Default for Section {
             tun: default_tun(),
             mtu: DEFAULT_MTU,
             queues: 1,
+            offload: true,
             manage_routes: false,
             pool6: core.pool6,
             eam: Vec::new(),
@@ -350,7 +354,7 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     ctx.registry.register(metrics.clone());
 
-    let queues = Tun::open_queues(section.tun.as_str(), section.queues)?;
+    let queues = Tun::open_queues(section.tun.as_str(), section.queues, section.offload)?;
     let Some(tun) = queues.first() else {
         anyhow::bail!("no TUN queue was opened");
     };
@@ -358,10 +362,11 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     tun.set_up()?;
     let name = tun.name().to_owned();
     tracing::info!(
-        "siit opened tun {name} (mtu {}, {} queue{})",
+        "siit opened tun {name} (mtu {}, {} queue{}, offload {})",
         section.mtu,
         queues.len(),
-        if queues.len() == 1 { "" } else { "s" }
+        if queues.len() == 1 { "" } else { "s" },
+        if section.offload { "on" } else { "off" }
     );
     let queues: Vec<Arc<Tun>> = queues.into_iter().map(Arc::new).collect();
     warn_if_not_forwarding();
@@ -388,10 +393,11 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
             Arc::clone(&translator),
             Arc::clone(&metrics),
         );
+        let offload = section.offload;
         let spawned = std::thread::Builder::new()
             .name(format!("siit-tun-{i}"))
             .spawn(move || {
-                let result = packet_loop(&queue, &stop, &translator, &metrics);
+                let result = packet_loop(&queue, &stop, &translator, &metrics, offload);
                 let _ = done_tx.send(result);
             });
         match spawned {
@@ -527,6 +533,7 @@ fn reload(running: &mut Section, new: Section, translator: &Translator, routes: 
         ("tun", new.tun != running.tun),
         ("mtu", new.mtu != running.mtu),
         ("queues", new.queues != running.queues),
+        ("offload", new.offload != running.offload),
     ] {
         if changed {
             tracing::warn!("siit: a new siit.{key} takes effect only after a restart");
@@ -554,11 +561,17 @@ fn reload(running: &mut Section, new: Section, translator: &Translator, routes: 
             format!(" ({failed} route changes failed, see above)")
         }
     );
-    let (tun, mtu, queues) = (running.tun.clone(), running.mtu, running.queues);
+    let (tun, mtu, queues, offload) = (
+        running.tun.clone(),
+        running.mtu,
+        running.queues,
+        running.offload,
+    );
     *running = Section {
         tun,
         mtu,
         queues,
+        offload,
         ..new
     };
 }
@@ -612,8 +625,9 @@ fn packet_loop(
     waker: &Waker,
     translator: &Translator,
     metrics: &Metrics,
+    offload: bool,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; tun::MAX_PACKET];
+    let mut buf = vec![0u8; tun::MAX_PACKET + VnetHdr::LEN];
     let mut out = Output::new();
     let (mut siit, mut seen) = translator.load();
     while !waker.is_woken() {
@@ -634,10 +648,14 @@ fn packet_loop(
                 ));
             }
         };
-        let Some(packet) = buf.get(..len) else {
+        let Some(packet) = buf.get_mut(..len) else {
             continue;
         };
         translator.refresh(&mut siit, &mut seen);
+        if offload {
+            offloaded(tun, &siit, metrics, packet, &mut out);
+            continue;
+        }
         let verdict = siit.translate(packet, &mut out);
         metrics.count(verdict);
         tracing::trace!(len, verdict = verdict.as_str(), out = out.len(), "packet");
@@ -649,6 +667,193 @@ fn packet_loop(
         }
     }
     Ok(())
+}
+
+/// One packet read from a device with offloads: `raw` is a [`VnetHdr`]
+/// and the packet.
+///
+/// A TCP super-packet (GSO) keeps its partial checksum: the core translates
+/// its headers (its incremental checksum update on the partial field is
+/// then overwritten), the driver writes the new pseudo-header sum into the
+/// checksum field and a header with the other family's GSO type in front,
+/// and the kernel cuts the segments on the way out. Anything else with a
+/// partial checksum gets it completed here first and goes through the core
+/// as a plain packet; so does a super-packet whose translation is not one
+/// TCP packet (fragments, say).
+fn offloaded(tun: &Tun, siit: &Siit, metrics: &Metrics, raw: &mut [u8], out: &mut Output) {
+    let Some(hdr) = VnetHdr::parse(raw) else {
+        metrics.vnet_errors.inc();
+        return;
+    };
+    let Some(packet) = raw.get_mut(VnetHdr::LEN..) else {
+        metrics.vnet_errors.inc();
+        return;
+    };
+    let gso = hdr.gso_type & !VnetHdr::GSO_ECN;
+    let partial = hdr.flags & VnetHdr::NEEDS_CSUM != 0;
+    if gso != VnetHdr::GSO_NONE {
+        if !partial || (gso != VnetHdr::GSO_TCPV4 && gso != VnetHdr::GSO_TCPV6) {
+            metrics.vnet_errors.inc();
+            return;
+        }
+        let verdict = siit.translate(packet, out);
+        let translated = matches!(
+            verdict,
+            Verdict::FourToSix | Verdict::SixToFour | Verdict::Hairpin
+        );
+        if !translated {
+            metrics.count(verdict);
+            send_plain(tun, metrics, out);
+            return;
+        }
+        if let (1, Some(segment)) = (out.len(), out.get(0)) {
+            if let Some(tcp) = TcpPartial::of(segment) {
+                metrics.count(verdict);
+                metrics.gso_packets.inc();
+                let new = VnetHdr {
+                    flags: VnetHdr::NEEDS_CSUM,
+                    gso_type: if segment.first().is_some_and(|b| b >> 4 == 6) {
+                        VnetHdr::GSO_TCPV6
+                    } else {
+                        VnetHdr::GSO_TCPV4
+                    } | (hdr.gso_type & VnetHdr::GSO_ECN),
+                    hdr_len: tcp.hdr_len,
+                    gso_size: hdr.gso_size,
+                    csum_start: tcp.csum_start,
+                    csum_offset: TCP_CHECKSUM_AT,
+                };
+                let at = usize::from(tcp.csum_start) + usize::from(TCP_CHECKSUM_AT);
+                let (Some(head), Some(tail)) = (segment.get(..at), segment.get(at + 2..)) else {
+                    metrics.vnet_errors.inc();
+                    return;
+                };
+                let sum = tcp.pseudo_sum.to_be_bytes();
+                let header = new.to_bytes();
+                let parts = [
+                    io::IoSlice::new(&header),
+                    io::IoSlice::new(head),
+                    io::IoSlice::new(&sum),
+                    io::IoSlice::new(tail),
+                ];
+                if let Err(err) = tun.send_parts(&parts) {
+                    metrics.tun_write_errors.inc();
+                    tracing::trace!("tun write failed: {err}");
+                }
+                return;
+            }
+        }
+        // Not one TCP packet: complete the checksum and start again plain.
+        metrics.offload_fallbacks.inc();
+    }
+    if partial && !complete_checksum(packet, hdr.csum_start, hdr.csum_offset) {
+        metrics.vnet_errors.inc();
+        return;
+    }
+    let verdict = siit.translate(packet, out);
+    metrics.count(verdict);
+    send_plain(tun, metrics, out);
+}
+
+/// Writes each packet of `out` behind an all-zero [`VnetHdr`] (no offload).
+fn send_plain(tun: &Tun, metrics: &Metrics, out: &Output) {
+    let header = VnetHdr::default().to_bytes();
+    for packet in out.packets() {
+        let parts = [io::IoSlice::new(&header), io::IoSlice::new(packet)];
+        if let Err(err) = tun.send_parts(&parts) {
+            metrics.tun_write_errors.inc();
+            tracing::trace!("tun write failed: {err}");
+        }
+    }
+}
+
+/// Offset of the checksum in a TCP header.
+const TCP_CHECKSUM_AT: u16 = 16;
+
+/// Where the TCP header of a translated super-packet is, and the partial
+/// checksum (RFC 1071 sum of the pseudo-header, not complemented) that the
+/// kernel expects in its checksum field.
+#[derive(Debug, PartialEq, Eq)]
+struct TcpPartial {
+    csum_start: u16,
+    hdr_len: u16,
+    pseudo_sum: u16,
+}
+
+impl TcpPartial {
+    /// `None` unless `packet` is IPv4 or IPv6 (no extension header)
+    /// carrying a whole TCP header.
+    fn of(packet: &[u8]) -> Option<Self> {
+        let (l4, l4_len, pseudo) = match packet.first()? >> 4 {
+            4 => {
+                let ihl = usize::from(packet.first()? & 0x0f) * 4;
+                if *packet.get(9)? != 6 || ihl < 20 {
+                    return None;
+                }
+                let total = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
+                let l4_len = total.checked_sub(ihl)?;
+                let sum = ones_sum(packet.get(12..20)?, 6 + u64::try_from(l4_len).ok()?);
+                (ihl, l4_len, sum)
+            }
+            6 => {
+                if *packet.get(6)? != 6 {
+                    return None;
+                }
+                let l4_len = usize::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?]));
+                let sum = ones_sum(packet.get(8..40)?, 6 + u64::try_from(l4_len).ok()?);
+                (40, l4_len, sum)
+            }
+            _ => return None,
+        };
+        let data_offset = usize::from(packet.get(l4 + 12)? >> 4) * 4;
+        if data_offset < 20 || l4_len < data_offset || packet.len() < l4 + data_offset {
+            return None;
+        }
+        Some(Self {
+            csum_start: u16::try_from(l4).ok()?,
+            hdr_len: u16::try_from(l4 + data_offset).ok()?,
+            pseudo_sum: fold(pseudo),
+        })
+    }
+}
+
+/// Adds the 16-bit big-endian words of `bytes` (odd length padded) to `sum`.
+fn ones_sum(bytes: &[u8], mut sum: u64) -> u64 {
+    let mut words = bytes.chunks_exact(2);
+    for word in &mut words {
+        sum += u64::from(u16::from_be_bytes([word[0], word[1]]));
+    }
+    if let [last] = words.remainder() {
+        sum += u64::from(u16::from_be_bytes([*last, 0]));
+    }
+    sum
+}
+
+/// RFC 1071: folds a sum of 16-bit words into 16 bits (not complemented).
+fn fold(mut sum: u64) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    u16::try_from(sum).unwrap_or(0xffff)
+}
+
+/// Completes a partial checksum (`NEEDS_CSUM`): the field at `start +
+/// offset` holds the pseudo-header sum; the checksum covers it and every
+/// byte from `start` on. False when the offsets do not fit the packet.
+fn complete_checksum(packet: &mut [u8], start: u16, offset: u16) -> bool {
+    let (start, at) = (usize::from(start), usize::from(start) + usize::from(offset));
+    if at + 2 > packet.len() {
+        return false;
+    }
+    let Some(covered) = packet.get(start..) else {
+        return false;
+    };
+    let mut checksum = !fold(ones_sum(covered, 0));
+    // UDP (checksum at offset 6) sends a computed zero as all ones.
+    if checksum == 0 && offset == 6 {
+        checksum = 0xffff;
+    }
+    packet[at..at + 2].copy_from_slice(&checksum.to_be_bytes());
+    true
 }
 
 /// Without forwarding the kernel drops what we write into the TUN device
@@ -686,6 +891,9 @@ struct Metrics {
     drops: Box<[Counter]>,
     tun_read_errors: Counter,
     tun_write_errors: Counter,
+    vnet_errors: Counter,
+    offload_fallbacks: Counter,
+    gso_packets: Counter,
 }
 
 impl Metrics {
@@ -695,6 +903,9 @@ impl Metrics {
             drops: DropReason::ALL.iter().map(|_| Counter::new()).collect(),
             tun_read_errors: Counter::new(),
             tun_write_errors: Counter::new(),
+            vnet_errors: Counter::new(),
+            offload_fallbacks: Counter::new(),
+            gso_packets: Counter::new(),
         }
     }
 
@@ -744,6 +955,24 @@ impl Collect for Metrics {
             "Failed reads and writes on the TUN device.",
             &[("op", "write")],
             self.tun_write_errors.get(),
+        );
+        out.counter(
+            "sixgate_siit_tun_errors_total",
+            "Failed reads and writes on the TUN device.",
+            &[("op", "vnet_header")],
+            self.vnet_errors.get(),
+        );
+        out.counter(
+            "sixgate_siit_gso_packets_total",
+            "TCP super-packets translated whole and left to the kernel to segment (offload = true).",
+            &[],
+            self.gso_packets.get(),
+        );
+        out.counter(
+            "sixgate_siit_offload_fallbacks_total",
+            "TCP super-packets whose checksum was completed in user space because their translation was not one TCP packet.",
+            &[],
+            self.offload_fallbacks.get(),
         );
     }
 }
@@ -805,6 +1034,7 @@ eam = [
         assert_eq!(section.tun.as_str(), DEFAULT_TUN);
         assert_eq!(section.mtu, DEFAULT_MTU);
         assert_eq!(section.queues, 1);
+        assert!(section.offload);
         assert!(!section.manage_routes);
         assert_eq!(
             section.siit_config().mtu_plateaus,
@@ -867,6 +1097,49 @@ eam = [
         let err = parse("[siit]\nmtu = 1000\npool6 = \"64:ff9b:1::/96\"\n").unwrap_err();
         assert!(err.starts_with("siit.toml:2:"), "{err}");
         assert!(err.contains("siit.mtu"), "{err}");
+    }
+
+    /// An IPv4 TCP packet (20-byte TCP header, 5 bytes of data) with a
+    /// correct checksum, computed here from the definition (RFC 793).
+    fn tcp4_packet() -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0, 0, 45, 0, 1, 0x40, 0, 64, 6, 0, 0, 192, 0, 2, 6, 198, 51, 100, 2, // IPv4
+            0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0,
+            0, // TCP
+            b'h', b'e', b'l', b'l', b'o',
+        ];
+        let pseudo = ones_sum(&p[12..20], 6 + 25);
+        let checksum = !fold(ones_sum(&p[20..], pseudo));
+        p[36..38].copy_from_slice(&checksum.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn a_partial_checksum_completes_to_the_full_one() {
+        let full = tcp4_packet();
+        let mut partial = full.clone();
+        let pseudo = fold(ones_sum(&full[12..20], 6 + 25));
+        partial[36..38].copy_from_slice(&pseudo.to_be_bytes());
+        assert!(complete_checksum(&mut partial, 20, 16));
+        assert_eq!(partial, full);
+        assert!(
+            !complete_checksum(&mut partial, 40, 16),
+            "offsets past the end"
+        );
+    }
+
+    #[test]
+    fn tcp_partial_locates_the_header_and_sums_the_pseudo_header() {
+        let p = tcp4_packet();
+        let tcp = TcpPartial::of(&p).unwrap();
+        assert_eq!(tcp.csum_start, 20);
+        assert_eq!(tcp.hdr_len, 40);
+        assert_eq!(tcp.pseudo_sum, fold(ones_sum(&p[12..20], 6 + 25)));
+        // Not TCP, or a truncated header: no.
+        let mut udp = p.clone();
+        udp[9] = 17;
+        assert_eq!(TcpPartial::of(&udp), None);
+        assert_eq!(TcpPartial::of(&p[..30]), None);
     }
 
     #[test]

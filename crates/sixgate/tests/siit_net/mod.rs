@@ -54,6 +54,9 @@ pub struct Options {
     pub queues: usize,
     /// Add h6b, a second IPv6-only host (for hairpinning).
     pub second_v6_host: bool,
+    /// `offload = false`: one packet per read, no virtio-net header (the
+    /// default is on: TCP super-packets, partial checksums).
+    pub plain: bool,
 }
 
 /// The running topology; everything is torn down on drop. Fields drop in
@@ -150,6 +153,9 @@ impl Topology {
         let mut text = config_text(&tun);
         if options.queues > 0 {
             text.push_str(&format!("queues = {}\n", options.queues));
+        }
+        if options.plain {
+            text.push_str("offload = false\n");
         }
         let config = dir.write("siit.toml", &text);
         let config = config.to_str().expect("utf-8 temp path").to_owned();

@@ -18,6 +18,7 @@
 //! hairpinning support ([`State::is_pool4_addr`]), the timers of §3.5 and
 //! the TCP states of §3.5.2.2 (see [`tcp`] for the two documented departures).
 
+mod fragments;
 pub mod pool4;
 pub mod random;
 mod table;
@@ -220,6 +221,10 @@ pub struct Limits {
     /// Sessions of one IPv6 source address (all protocols together).
     pub max_sessions_per_source: u32,
     pub on_limit: LimitAction,
+    /// ICMP errors the NAT64 makes itself (refusals, hop limit, TTL), per
+    /// second, with a burst of one second's worth; the others are not sent
+    /// and are counted.
+    pub icmp_errors_per_second: u32,
 }
 
 impl Default for Limits {
@@ -228,6 +233,7 @@ impl Default for Limits {
             max_sessions: 1 << 20,
             max_sessions_per_source: 16_384,
             on_limit: LimitAction::Icmp,
+            icmp_errors_per_second: 1000,
         }
     }
 }
@@ -368,6 +374,8 @@ pub struct Stats {
     pub sessions_expired: [u64; 3],
     /// In [`Refuse::ALL`] order.
     pub refused: [u64; 6],
+    /// ICMP errors not sent for `icmp_errors_per_second`.
+    pub icmp_errors_suppressed: u64,
 }
 
 /// One session, for display (`sixgate nat64 sessions`).
@@ -411,6 +419,11 @@ pub struct State<R: Random = SplitMix64> {
     created: [u64; 3],
     expired: [u64; 3],
     refused: [u64; 6],
+    /// Token bucket of ICMP errors, in thousandths of an error.
+    icmp_tokens: u64,
+    icmp_refilled_ms: u64,
+    icmp_suppressed: u64,
+    fragments: fragments::Fragments,
 }
 
 /// Whole seconds of `now_ms`, rounded up (see `Session::stamp`).
@@ -461,6 +474,10 @@ impl<R: Random> State<R> {
             created: [0; 3],
             expired: [0; 3],
             refused: [0; 6],
+            icmp_tokens: u64::from(config.limits.icmp_errors_per_second) * 1000,
+            icmp_refilled_ms: 0,
+            icmp_suppressed: 0,
+            fragments: fragments::Fragments::new(seed ^ 0xf7a9),
         };
         for s in &config.static_bib {
             let table = &mut state.tables[s.proto.index()];
@@ -516,7 +533,7 @@ impl<R: Random> State<R> {
         self.last_now
     }
 
-    fn refuse(&mut self, reason: Refuse, icmp: Option<IcmpError>) -> Refusal {
+    fn refuse(&mut self, reason: Refuse, icmp: Option<IcmpError>, now: u64) -> Refusal {
         self.refused[reason.index()] += 1;
         let limited = matches!(
             reason,
@@ -527,7 +544,29 @@ impl<R: Random> State<R> {
         } else {
             icmp
         };
+        let icmp = icmp.filter(|_| self.allow_icmp_error(now));
         Refusal { reason, icmp }
+    }
+
+    /// Whether the NAT64 may send one more ICMP error of its own now
+    /// (`Limits::icmp_errors_per_second`, a token bucket with a burst of one
+    /// second's worth). A `false` is counted in
+    /// [`Stats::icmp_errors_suppressed`].
+    pub fn allow_icmp_error(&mut self, now_ms: u64) -> bool {
+        let rate = u64::from(self.limits.icmp_errors_per_second);
+        let elapsed = now_ms.saturating_sub(self.icmp_refilled_ms);
+        self.icmp_refilled_ms = self.icmp_refilled_ms.max(now_ms);
+        self.icmp_tokens = self
+            .icmp_tokens
+            .saturating_add(elapsed.saturating_mul(rate))
+            .min(rate.saturating_mul(1000));
+        if self.icmp_tokens >= 1000 {
+            self.icmp_tokens -= 1000;
+            true
+        } else {
+            self.icmp_suppressed += 1;
+            false
+        }
     }
 
     fn source_count(&self, addr6: &[u8; 16]) -> u32 {
@@ -567,16 +606,16 @@ impl<R: Random> State<R> {
     }
 
     /// Limits for one more session of `addr6`.
-    fn check_limits(&mut self, addr6: &[u8; 16], side: Side) -> Result<(), Refusal> {
+    fn check_limits(&mut self, addr6: &[u8; 16], side: Side, now: u64) -> Result<(), Refusal> {
         let icmp = match side {
             Side::V6 => IcmpError::V6AddressUnreachable,
             Side::V4 => IcmpError::V4AdminProhibited,
         };
         if self.total >= self.limits.max_sessions {
-            return Err(self.refuse(Refuse::SessionLimit, Some(icmp)));
+            return Err(self.refuse(Refuse::SessionLimit, Some(icmp), now));
         }
         if self.source_count(addr6) >= self.limits.max_sessions_per_source {
-            return Err(self.refuse(Refuse::SourceLimit, Some(icmp)));
+            return Err(self.refuse(Refuse::SourceLimit, Some(icmp), now));
         }
         Ok(())
     }
@@ -641,21 +680,23 @@ impl<R: Random> State<R> {
         let opening = if proto == Proto::Tcp {
             match tcp::open(Side::V6, flags) {
                 Some(o) => Some(o),
-                None => return Err(self.refuse(Refuse::TcpNoSession, None)),
+                None => return Err(self.refuse(Refuse::TcpNoSession, None, now)),
             }
         } else {
             None
         };
-        self.check_limits(&addr6, Side::V6)?;
+        self.check_limits(&addr6, Side::V6, now)?;
         let bib = match bib {
             Some(b) => b,
             None => {
                 let Some((addr4, port4)) =
                     self.tables[pi].allocate(&addr6, src.port, &mut self.rng)
                 else {
-                    return Err(
-                        self.refuse(Refuse::PoolExhausted, Some(IcmpError::V6AddressUnreachable))
-                    );
+                    return Err(self.refuse(
+                        Refuse::PoolExhausted,
+                        Some(IcmpError::V6AddressUnreachable),
+                        now,
+                    ));
                 };
                 self.tables[pi].insert_bib(addr6, src.port, addr4, port4, false)
             }
@@ -690,7 +731,7 @@ impl<R: Random> State<R> {
             // RFC 6146 §3.5.1.2: UDP to an unbound pool4 port gets a port
             // unreachable; TCP and ICMP are dropped silently (see `tcp`).
             let icmp = (proto == Proto::Udp).then_some(IcmpError::V4PortUnreachable);
-            return Err(self.refuse(Refuse::NoBinding, icmp));
+            return Err(self.refuse(Refuse::NoBinding, icmp, now));
         };
         let remote = Taddr4::new(
             src.addr,
@@ -706,18 +747,18 @@ impl<R: Random> State<R> {
         }
         if !self.tables[pi].adf_allows(bib, remote4) {
             let icmp = (proto == Proto::Udp).then_some(IcmpError::V4AdminProhibited);
-            return Err(self.refuse(Refuse::Filtered, icmp));
+            return Err(self.refuse(Refuse::Filtered, icmp, now));
         }
         let opening = if proto == Proto::Tcp {
             match tcp::open(Side::V4, flags) {
                 Some(o) => Some(o),
-                None => return Err(self.refuse(Refuse::TcpNoSession, None)),
+                None => return Err(self.refuse(Refuse::TcpNoSession, None, now)),
             }
         } else {
             None
         };
         let addr6 = self.tables[pi].bib(bib).addr6;
-        self.check_limits(&addr6, Side::V4)?;
+        self.check_limits(&addr6, Side::V4, now)?;
         let (state, timer) = match opening {
             Some((state, t)) => (state as u8, Self::timer_for(proto, Some(t))),
             None => (0, Self::timer_for(proto, None)),
@@ -742,6 +783,72 @@ impl<R: Random> State<R> {
             v6: Taddr6::new(a6, p6),
             v4: Taddr4::new(a4, p4),
             remote,
+        }
+    }
+
+    /// 6→4: remembers for FRAGMENT_MIN that the datagram (`src`, `dst`,
+    /// Fragment identification `id`) goes out from pool4 address `t`, for
+    /// its later fragments.
+    pub fn remember_fragment_v6(
+        &mut self,
+        now_ms: u64,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        id: u32,
+        t: Ipv4Addr,
+    ) {
+        let now = self.clock(now_ms);
+        let key = fragments::Key::V6(src.octets(), dst.octets(), id);
+        self.fragments
+            .remember(now, key, fragments::Mapped::V4(t.octets()));
+    }
+
+    /// 6→4: the pool4 address of a later fragment's datagram, if its first
+    /// fragment went through within FRAGMENT_MIN.
+    pub fn fragment_v6(
+        &mut self,
+        now_ms: u64,
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        id: u32,
+    ) -> Option<Ipv4Addr> {
+        let now = self.clock(now_ms);
+        let key = fragments::Key::V6(src.octets(), dst.octets(), id);
+        match self.fragments.get(now, &key)? {
+            fragments::Mapped::V4(t) => Some(Ipv4Addr::from(t)),
+            fragments::Mapped::V6(_) => None,
+        }
+    }
+
+    /// 4→6: remembers that the datagram (`src`, `dst`, `protocol`, `id`)
+    /// goes to IPv6 host `x`, for its later fragments.
+    pub fn remember_fragment_v4(
+        &mut self,
+        now_ms: u64,
+        (src, dst): (Ipv4Addr, Ipv4Addr),
+        protocol: u8,
+        id: u16,
+        x: Ipv6Addr,
+    ) {
+        let now = self.clock(now_ms);
+        let key = fragments::Key::V4(src.octets(), dst.octets(), protocol, id);
+        self.fragments
+            .remember(now, key, fragments::Mapped::V6(x.octets()));
+    }
+
+    /// 4→6: the IPv6 host of a later fragment's datagram.
+    pub fn fragment_v4(
+        &mut self,
+        now_ms: u64,
+        (src, dst): (Ipv4Addr, Ipv4Addr),
+        protocol: u8,
+        id: u16,
+    ) -> Option<Ipv6Addr> {
+        let now = self.clock(now_ms);
+        let key = fragments::Key::V4(src.octets(), dst.octets(), protocol, id);
+        match self.fragments.get(now, &key)? {
+            fragments::Mapped::V6(x) => Some(Ipv6Addr::from(x)),
+            fragments::Mapped::V4(_) => None,
         }
     }
 
@@ -841,6 +948,7 @@ impl<R: Random> State<R> {
             sessions_created: self.created,
             sessions_expired: self.expired,
             refused: self.refused,
+            icmp_errors_suppressed: self.icmp_suppressed,
             ..Stats::default()
         };
         for (i, t) in self.tables.iter().enumerate() {

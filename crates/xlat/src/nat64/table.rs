@@ -202,6 +202,26 @@ pub fn shard_of_port(port: u16, shards: usize) -> usize {
     }
 }
 
+/// How many ports of `range` shard `shard` of `shards` owns, without
+/// walking the range (a /16 of pool4 has 65 536 of them).
+fn owned_ports(range: PortRange, shard: usize, shards: usize) -> u32 {
+    if shards <= 1 {
+        return range.len();
+    }
+    let (n, k) = (
+        u64::try_from(shards).unwrap_or(1),
+        u64::try_from(shard).unwrap_or(0),
+    );
+    // Owned ports below `x`: 2 per full cycle of 2n, plus the part of the
+    // last cycle's pair [2k, 2k + 2) below x.
+    let below = |x: u64| -> u64 {
+        let cycle = 2 * n;
+        (x / cycle) * 2 + (x % cycle).saturating_sub(2 * k).min(2)
+    };
+    let owned = below(u64::from(range.last) + 1) - below(u64::from(range.first));
+    u32::try_from(owned).unwrap_or(0)
+}
+
 /// RFC 6146 §3.5.1.1: ports 0-1023 and 1024-65535 are the two range classes.
 fn class_ranges(port: u16) -> [PortRange; 2] {
     let low = PortRange {
@@ -269,12 +289,7 @@ impl Table {
                 range: *r,
                 slots: Vec::new(),
                 used: 0,
-                owned: u32::try_from(
-                    (r.first..=r.last)
-                        .filter(|&p| shard_of_port(p, shards) == shard)
-                        .count(),
-                )
-                .unwrap_or(0),
+                owned: owned_ports(*r, shard, shards),
             })
             .collect();
         let pool_ports = blocks.iter().map(|b| u64::from(b.owned)).sum();
@@ -749,6 +764,31 @@ mod tests {
         assert_eq!(std::mem::size_of::<Session>(), 24);
         assert_eq!(std::mem::size_of::<Bib>(), 28);
         assert_eq!(ENTRY_BYTES, 52);
+    }
+
+    #[test]
+    fn owned_port_counts_match_a_walk_of_the_range() {
+        for (first, last) in [
+            (0u16, 65535u16),
+            (61001, 65535),
+            (2000, 2009),
+            (5, 5),
+            (1, 2),
+        ] {
+            let range = PortRange { first, last };
+            for shards in 1..=5 {
+                let mut total = 0;
+                for shard in 0..shards {
+                    let walked = (first..=last)
+                        .filter(|&p| shard_of_port(p, shards) == shard)
+                        .count();
+                    let counted = owned_ports(range, shard, shards);
+                    assert_eq!(counted as usize, walked, "{range:?} {shard}/{shards}");
+                    total += counted;
+                }
+                assert_eq!(total, range.len());
+            }
+        }
     }
 
     #[test]

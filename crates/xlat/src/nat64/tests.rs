@@ -976,6 +976,30 @@ fn total_session_limit_refuses_new_sessions_only() {
     );
 }
 
+#[test]
+fn icmp_errors_are_rate_limited_with_a_one_second_burst() {
+    let mut cfg = config(&["192.0.2.1"]);
+    cfg.limits.icmp_errors_per_second = 2;
+    let mut s = state(cfg);
+    let pool_port = v4("192.0.2.1", 61001);
+    let icmp_of = |s: &mut State, now| {
+        s.inbound(now, Proto::Udp, server(), pool_port, TcpFlags::NONE)
+            .unwrap_err()
+            .icmp
+    };
+    assert!(icmp_of(&mut s, 0).is_some());
+    assert!(icmp_of(&mut s, 0).is_some());
+    assert_eq!(icmp_of(&mut s, 0), None, "the burst is spent");
+    assert_eq!(icmp_of(&mut s, 499), None);
+    assert!(icmp_of(&mut s, 1000).is_some(), "refilled at 2 per second");
+    assert_eq!(s.stats().icmp_errors_suppressed, 2);
+    assert_eq!(
+        s.stats().refused[Refuse::NoBinding.index()],
+        5,
+        "every refusal counts"
+    );
+}
+
 // ---- hairpinning ----
 
 #[test]

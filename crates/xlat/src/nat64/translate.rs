@@ -24,9 +24,11 @@
 //! header to follow, are answered here with the RFC 7915 ICMP error, from the
 //! translator's own address, before any state is made.
 //!
-//! Not implemented (dropped and counted as `fragment`): IP fragments. A
-//! stateful NAT64 needs the transport header of the first fragment to map the
-//! others; sixgate does not reassemble yet.
+//! Fragments: the first fragment of a datagram carries the ports and is
+//! mapped as any packet; the state remembers its mapping for FRAGMENT_MIN
+//! (2 s, bounded) and the later fragments of the same datagram take it. A
+//! later fragment that comes before its first is dropped (`fragment`); there
+//! is no reassembly.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -417,19 +419,21 @@ impl Translator {
     /// RFC 7915 §5.1: the translator is a router; a hop limit that would
     /// reach zero gets an ICMPv6 Time Exceeded from its own address, and a
     /// Routing header with segments left a Parameter Problem. No state.
-    fn router_error_v6(
+    /// `kind`: ICMPv6 type, the pointer of a Parameter Problem (else 0),
+    /// and the reason the packet was not forwarded.
+    fn router_error_v6<R: Random>(
         &self,
+        state: &mut State<R>,
+        now: u64,
         packet: &[u8],
-        t: u8,
-        pointer: u32,
-        why: DropReason,
+        (t, pointer, why): (u8, u32, DropReason),
         out: &mut Packets,
     ) -> Verdict {
         let about_error = Ipv6Packet::new_unchecked(packet).walk().is_ok_and(|w| {
             w.protocol == proto::ICMPV6 && packet.get(w.upper_at).is_some_and(|&t| t < 128)
         });
         match self.own_v6 {
-            Some(own) if !about_error => {
+            Some(own) if !about_error && state.allow_icmp_error(now) => {
                 icmpv6_error(packet, own, t, 0, pointer, out);
                 Verdict::IcmpError(Drop::Xlat(why))
             }
@@ -439,14 +443,21 @@ impl Translator {
 
     /// RFC 7915 §4.1: a TTL that would reach zero gets an ICMPv4 Time
     /// Exceeded from the translator's own address. No state.
-    fn router_error_v4(&self, packet: &[u8], hl: usize, out: &mut Packets) -> Verdict {
+    fn router_error_v4<R: Random>(
+        &self,
+        state: &mut State<R>,
+        now: u64,
+        packet: &[u8],
+        hl: usize,
+        out: &mut Packets,
+    ) -> Verdict {
         let why = DropReason::TtlExpired;
         let about_error = packet[9] == proto::ICMP
             && packet
                 .get(hl)
                 .is_some_and(|&t| matches!(t, 3 | 4 | 5 | 11 | 12));
         match self.own_v4 {
-            Some(own) if !about_error => {
+            Some(own) if !about_error && state.allow_icmp_error(now) => {
                 icmpv4_error(packet, own, icmp::v4::TIME_EXCEEDED, 0, out);
                 Verdict::IcmpError(Drop::Xlat(why))
             }
@@ -502,30 +513,29 @@ impl Translator {
         }
         if let Some(at) = walk.segments_left_at {
             let pointer = u32::try_from(at).unwrap_or(0);
-            return self.router_error_v6(
-                packet,
+            let kind = (
                 icmp::v6::PARAMETER_PROBLEM,
                 pointer,
                 DropReason::SegmentsLeft,
-                out,
             );
+            return self.router_error_v6(state, now, packet, kind, out);
         }
         if hop <= 1 {
-            return self.router_error_v6(
-                packet,
-                icmp::v6::TIME_EXCEEDED,
-                0,
-                DropReason::HopLimitExpired,
-                out,
-            );
+            let kind = (icmp::v6::TIME_EXCEEDED, 0, DropReason::HopLimitExpired);
+            return self.router_error_v6(state, now, packet, kind, out);
         }
         let Some(z) = self.extract(dst6) else {
             return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableDestination));
         };
-        if walk.fragment.is_some() {
-            return Verdict::Drop(Drop::Fragment);
-        }
         let at = walk.upper_at;
+        if let Some(f) = walk.fragment {
+            if walk.protocol == proto::ICMPV6 {
+                return Verdict::Drop(Drop::Xlat(DropReason::FragmentedIcmp));
+            }
+            if f.offset_units != 0 {
+                return self.later_fragment_6to4(state, now, packet, (src6, dst6, f.ident), out);
+            }
+        }
         let upper = &packet[at..];
         if walk.protocol == proto::ICMPV6 && upper.first().is_some_and(|&t| t < 128) {
             return self.six_to_four_error(state, packet, at, out);
@@ -552,6 +562,10 @@ impl Translator {
         let l4b = &mut packet[at..];
         set16(l4b, l4.src_port_at, m.v4.port);
         fix_checksum(l4b, l4.checksum_at, l4.udp, old, new);
+        if let Some(f) = walk.fragment {
+            // The first fragment: its followers take the same source.
+            state.remember_fragment_v6(now, src6, dst6, f.ident, m.v4.addr);
+        }
 
         if state.is_pool4_addr(z) {
             return self.hairpin(second.unwrap_or(state), now, packet, out);
@@ -563,6 +577,33 @@ impl Translator {
             SiitVerdict::FourToSix | SiitVerdict::Hairpin => {
                 Verdict::Drop(Drop::Xlat(DropReason::Unsupported))
             }
+        }
+    }
+
+    /// A 6→4 fragment after the first: the source its first fragment got,
+    /// no port (it is in the first fragment, whose checksum covers the
+    /// whole datagram and was updated there).
+    fn later_fragment_6to4<R: Random>(
+        &self,
+        state: &mut State<R>,
+        now: u64,
+        packet: &mut [u8],
+        (src6, dst6, ident): (Ipv6Addr, Ipv6Addr, u32),
+        out: &mut Packets,
+    ) -> Verdict {
+        let Some(t) = state.fragment_v6(now, src6, dst6, ident) else {
+            return Verdict::Drop(Drop::Fragment);
+        };
+        if self.extract(dst6).is_some_and(|z| state.is_pool4_addr(z)) {
+            // A hairpinned datagram's later fragments: not followed.
+            return Verdict::Drop(Drop::Fragment);
+        }
+        packet[8..24].copy_from_slice(&self.prefix.embed_unchecked(t).octets());
+        match self.siit.translate(packet, &mut out.siit) {
+            SiitVerdict::SixToFour => Verdict::SixToFour,
+            SiitVerdict::IcmpError(r) => Verdict::IcmpError(Drop::Xlat(r)),
+            SiitVerdict::Drop(r) => Verdict::Drop(Drop::Xlat(r)),
+            _ => Verdict::Drop(Drop::Xlat(DropReason::Unsupported)),
         }
     }
 
@@ -664,7 +705,7 @@ impl Translator {
         out: &mut Packets,
         hairpin: bool,
     ) -> Verdict {
-        let (src4, dst4, ttl, hl, fragment, protocol, total) = {
+        let (src4, dst4, ttl, hl, (fragment, offset, ident), protocol, total) = {
             let Ok(ip) = Ipv4Packet::new_checked(&*packet) else {
                 return Verdict::Drop(Drop::Xlat(DropReason::MalformedIpv4));
             };
@@ -676,7 +717,7 @@ impl Translator {
                 ip.dst_addr(),
                 ip.ttl(),
                 ip.header_len(),
-                ip.is_fragment(),
+                (ip.is_fragment(), ip.frag_offset_units(), ip.ident()),
                 ip.protocol(),
                 usize::from(ip.total_len()),
             )
@@ -694,10 +735,19 @@ impl Translator {
             return Verdict::Drop(Drop::Xlat(DropReason::UntranslatableSource));
         }
         if ttl <= 1 {
-            return self.router_error_v4(packet, hl, out);
+            return self.router_error_v4(state, now, packet, hl, out);
         }
-        if fragment {
-            return Verdict::Drop(Drop::Fragment);
+        if fragment && protocol == proto::ICMP {
+            return Verdict::Drop(Drop::Xlat(DropReason::FragmentedIcmp));
+        }
+        if offset != 0 {
+            return self.later_fragment_4to6(
+                state,
+                now,
+                packet,
+                (src4, dst4, protocol, ident),
+                out,
+            );
         }
         let upper = &packet[hl..];
         if protocol == proto::ICMP && upper.first().is_some_and(|&t| matches!(t, 3 | 11 | 12)) {
@@ -723,6 +773,10 @@ impl Translator {
             SiitVerdict::Drop(r) => return Verdict::Drop(Drop::Xlat(r)),
             _ => return Verdict::Drop(Drop::Xlat(DropReason::Unsupported)),
         };
+        if fragment {
+            // The first fragment: its followers go to the same host.
+            state.remember_fragment_v4(now, (src4, dst4), protocol, ident, m.v6.addr);
+        }
         // prefix + T:t → X':x in every packet (several when the translator
         // fragmented it); the port only where the transport header is.
         let t6 = self.prefix.embed_unchecked(dst4).octets();
@@ -746,6 +800,35 @@ impl Translator {
             }
         }
         verdict
+    }
+
+    /// A 4→6 fragment after the first: to the host its first fragment went
+    /// to; the destination is rewritten in every packet the translator
+    /// makes of it (none holds a transport header).
+    fn later_fragment_4to6<R: Random>(
+        &self,
+        state: &mut State<R>,
+        now: u64,
+        packet: &[u8],
+        (src4, dst4, protocol, ident): (Ipv4Addr, Ipv4Addr, u8, u16),
+        out: &mut Packets,
+    ) -> Verdict {
+        let Some(x) = state.fragment_v4(now, (src4, dst4), protocol, ident) else {
+            return Verdict::Drop(Drop::Fragment);
+        };
+        match self.siit.translate(packet, &mut out.siit) {
+            SiitVerdict::FourToSix => {}
+            SiitVerdict::IcmpError(r) => return Verdict::IcmpError(Drop::Xlat(r)),
+            SiitVerdict::Drop(r) => return Verdict::Drop(Drop::Xlat(r)),
+            _ => return Verdict::Drop(Drop::Xlat(DropReason::Unsupported)),
+        }
+        let x6 = x.octets();
+        for i in 0..out.siit.len() {
+            if let Some(range) = out.adopt(i) {
+                out.buf[range][24..40].copy_from_slice(&x6);
+            }
+        }
+        Verdict::FourToSix
     }
 
     /// An ICMPv4 error from the IPv4 side about a packet we sent (inner:
@@ -903,6 +986,11 @@ impl Sharding {
             let l4 = l4_of(iwalk.protocol, inner.get(iwalk.upper_at..)?, true, false).ok()?;
             return Some((self.of_v6(l4.proto, &inner[24..40], l4.dst_port), None));
         }
+        if walk.fragment.is_some_and(|f| f.offset_units != 0) {
+            // No ports: the shard of the source, like its first fragment
+            // (unless that one went to a static entry's shard).
+            return Some((self.of_v6(Proto::Udp, &packet[8..24], 0), None));
+        }
         let l4 = l4_of(walk.protocol, upper, true, false).ok()?;
         let first = self.of_v6(l4.proto, &packet[8..24], l4.src_port);
         let dst = ip.dst_addr();
@@ -916,6 +1004,14 @@ impl Sharding {
             _ => None,
         };
         Some((first, second.filter(|s| *s != first)))
+    }
+
+    /// Whether `packet` is an IPv4 fragment after the first: it carries no
+    /// port, so no shard can be named for it; a driver tries each shard
+    /// until one knows its datagram (the others answer `Drop(Fragment)`
+    /// without touching the packet).
+    pub fn is_later_ipv4_fragment(&self, packet: &[u8]) -> bool {
+        Ipv4Packet::new_checked(packet).is_ok_and(|ip| ip.frag_offset_units() != 0)
     }
 
     fn route4(&self, packet: &[u8]) -> Option<usize> {

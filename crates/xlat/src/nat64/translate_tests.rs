@@ -480,23 +480,160 @@ fn packets_outside_the_prefix_or_pool4_are_not_ours() {
     assert!(out.is_empty());
 }
 
+/// Splits the upper layer of a whole IPv4 packet into two fragments at
+/// `cut` bytes (a multiple of 8).
+fn fragment4(whole: &[u8], cut: usize, ident: u16) -> (Vec<u8>, Vec<u8>) {
+    let upper = &whole[20..];
+    let mk = |data: &[u8], offset_units: u16, more: bool| {
+        let mut p = whole[..20].to_vec();
+        p.extend_from_slice(data);
+        let total = u16::try_from(p.len()).unwrap();
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        p[4..6].copy_from_slice(&ident.to_be_bytes());
+        let flags = if more { 0x2000 } else { 0 } | offset_units;
+        p[6..8].copy_from_slice(&flags.to_be_bytes());
+        p[10..12].copy_from_slice(&[0, 0]);
+        let hc = crate::checksum::checksum(&p[..20]);
+        p[10..12].copy_from_slice(&hc.to_be_bytes());
+        p
+    };
+    let units = u16::try_from(cut / 8).unwrap();
+    (mk(&upper[..cut], 0, true), mk(&upper[cut..], units, false))
+}
+
+/// Splits the upper layer of a whole IPv6 packet (no extension headers) into
+/// two fragments at `cut` bytes (a multiple of 8).
+fn fragment6(whole: &[u8], cut: usize, ident: u32) -> (Vec<u8>, Vec<u8>) {
+    let upper = &whole[40..];
+    let nh = whole[6];
+    let mk = |data: &[u8], offset_units: u16, more: bool| {
+        let mut p = whole[..40].to_vec();
+        p[6] = 44;
+        let mut fh = [0u8; 8];
+        fh[0] = nh;
+        fh[2..4].copy_from_slice(&((offset_units << 3) | u16::from(more)).to_be_bytes());
+        fh[4..8].copy_from_slice(&ident.to_be_bytes());
+        p.extend_from_slice(&fh);
+        p.extend_from_slice(data);
+        let len = u16::try_from(p.len() - 40).unwrap();
+        p[4..6].copy_from_slice(&len.to_be_bytes());
+        p
+    };
+    let units = u16::try_from(cut / 8).unwrap();
+    (mk(&upper[..cut], 0, true), mk(&upper[cut..], units, false))
+}
+
+/// The data of IPv6 fragments (after their Fragment header), in order.
+fn reassemble6(frags: &[Vec<u8>]) -> ([u8; 16], [u8; 16], Vec<u8>) {
+    let mut data = Vec::new();
+    for f in frags {
+        assert_eq!(f[6], 44, "a Fragment header");
+        data.extend_from_slice(&f[48..]);
+    }
+    (
+        frags[0][8..24].try_into().unwrap(),
+        frags[0][24..40].try_into().unwrap(),
+        data,
+    )
+}
+
+fn udp_checksum_ok_v6(src: [u8; 16], dst: [u8; 16], udp: &[u8]) -> bool {
+    let len = u32::try_from(udp.len()).unwrap();
+    let sum = crate::checksum::pseudo_v6(Ipv6Addr::from(src), Ipv6Addr::from(dst), 17, len);
+    crate::checksum::fold(crate::checksum::add(sum, udp)) == 0xffff
+}
+
+fn udp_checksum_ok_v4(src: [u8; 4], dst: [u8; 4], udp: &[u8]) -> bool {
+    let len = u16::try_from(udp.len()).unwrap();
+    let sum = crate::checksum::pseudo_v4(Ipv4Addr::from(src), Ipv4Addr::from(dst), 17, len);
+    crate::checksum::fold(crate::checksum::add(sum, udp)) == 0xffff
+}
+
 #[test]
-fn fragments_are_dropped_and_counted_as_such() {
+fn a_fragmented_udp_answer_reaches_the_client_whole() {
     let (x, mut st) = setup(&[POOL]);
     let mut out = Packets::new();
-    let mut r = udp4(S4, 53, POOL, 61001, b"abcdefgh");
-    r[6] = 0x20; // MF
-    let hc = crate::checksum::checksum(&{
-        let mut h = r[..20].to_vec();
-        h[10] = 0;
-        h[11] = 0;
-        h
-    });
-    r[10..12].copy_from_slice(&hc.to_be_bytes());
+    let mut q = udp6(C6, 40000, S4_V6, 53, 64, b"query");
+    x.translate(&mut st, 0, &mut q, &mut out);
+    let t = ports(&check(&one(&out))).0;
+    let payload: Vec<u8> = (0..200u8).collect();
+    let whole = udp4(S4, 53, POOL, t, &payload);
+    let (mut first, mut second) = fragment4(&whole, 64, 0x4242);
+    let mut got = Vec::new();
+    for p in [&mut first, &mut second] {
+        assert_eq!(x.translate(&mut st, 10, p, &mut out), Verdict::FourToSix);
+        got.extend(out.packets().map(<[u8]>::to_vec));
+    }
+    assert_eq!(got.len(), 2);
+    for g in &got {
+        assert_eq!(&g[24..40], &a6(C6), "every fragment goes to the client");
+    }
+    let (src, dst, udp) = reassemble6(&got);
     assert_eq!(
-        x.translate(&mut st, 0, &mut r, &mut out),
+        u16::from_be_bytes([udp[2], udp[3]]),
+        40000,
+        "the port, in the first fragment"
+    );
+    assert!(
+        udp_checksum_ok_v6(src, dst, &udp),
+        "the datagram's checksum holds"
+    );
+    assert_eq!(&udp[8..], &payload[..]);
+}
+
+#[test]
+fn a_fragmented_udp_query_leaves_whole() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let payload: Vec<u8> = (0..200u8).rev().collect();
+    let whole = udp6(C6, 40000, S4_V6, 53, 64, &payload);
+    let (mut first, mut second) = fragment6(&whole, 96, 0xabcd_0001);
+    let mut got = Vec::new();
+    for p in [&mut first, &mut second] {
+        assert_eq!(x.translate(&mut st, 0, p, &mut out), Verdict::SixToFour);
+        got.extend(out.packets().map(<[u8]>::to_vec));
+    }
+    assert_eq!(got.len(), 2);
+    let mut udp = Vec::new();
+    for g in &got {
+        assert_eq!(&g[12..16], &a4(POOL));
+        assert_eq!(&g[16..20], &a4(S4));
+        udp.extend_from_slice(&g[20..]);
+    }
+    assert!(udp_checksum_ok_v4(a4(POOL), a4(S4), &udp));
+    assert_eq!(&udp[8..], &payload[..]);
+}
+
+#[test]
+fn a_later_fragment_without_its_first_is_dropped() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let whole = udp4(S4, 53, POOL, 61001, &[7u8; 100]);
+    let (_, mut second) = fragment4(&whole, 64, 9);
+    assert_eq!(
+        x.translate(&mut st, 0, &mut second, &mut out),
         Verdict::Drop(Drop::Fragment)
     );
+    let whole = udp6(C6, 1, S4_V6, 53, 64, &[7u8; 100]);
+    let (_, mut second) = fragment6(&whole, 64, 9);
+    assert_eq!(
+        x.translate(&mut st, 0, &mut second, &mut out),
+        Verdict::Drop(Drop::Fragment)
+    );
+    assert_eq!(st.session_count(), 0);
+}
+
+#[test]
+fn a_first_fragment_to_an_unbound_port_creates_nothing() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let whole = udp4(S4, 53, POOL, 61001, &[7u8; 100]);
+    let (mut first, _) = fragment4(&whole, 64, 9);
+    assert!(matches!(
+        x.translate(&mut st, 0, &mut first, &mut out),
+        Verdict::IcmpError(Drop::State(Refuse::NoBinding))
+    ));
+    assert_eq!(st.session_count(), 0);
 }
 
 #[test]
