@@ -11,9 +11,10 @@
 # one-stream run. Prints a Markdown table of the medians.
 #
 #   bench/siit/run.sh [ROUNDS]      (as root; DUR=seconds per run, default 10;
-#                                    MODES="sixgate tayga kernel" by default;
+#                                    MODES="sixgate sixgate_plain tayga kernel" by default,
+#                                    sixgate_plain being sixgate with offload = false;
 #                                    SIXGATE_QUEUES=N for a multi-queue TUN,
-#                                    SIXGATE_OFFLOAD=false: one packet per read)
+#                                    SIXGATE_OFFLOAD=false: no offloads in mode sixgate)
 #
 # TAYGA refuses 64:ff9b:1::/96 as "reserved", so it gets a network-specific
 # pool6 (unused here: both hosts are EAM entries, "map" lines in TAYGA).
@@ -24,7 +25,7 @@ cd "$(dirname "$0")/../.."
 
 ROUNDS=${1:-3}
 DUR=${DUR:-10}
-MODES=${MODES:-"sixgate tayga kernel"}
+MODES=${MODES:-"sixgate sixgate_plain tayga kernel"}
 BIN=${SIXGATE_BIN:-${CARGO_TARGET_DIR:-target}/release/sixgate}
 WORK=$(mktemp -d /tmp/sixgate-bench-siit.XXXXXX)
 C6=sg-siitb-c6 GW=sg-siitb-gw S4=sg-siitb-s4
@@ -62,6 +63,8 @@ setup() {
   ip -n $S4 addr add 198.51.100.2/24 dev sgsb-s4
   ip -n $S4 route add default via 198.51.100.1
 }
+
+start_sixgate_plain() { SIXGATE_OFFLOAD=false start_sixgate; }
 
 start_sixgate() {
   cat >"$WORK/siit.toml" <<EOF

@@ -2,10 +2,11 @@
 //! IP/ICMP translation (RFC 7915) with explicit address mappings (RFC 7757)
 //! over a TUN device.
 //!
-//! The driver is thin: a TUN device, the routes into it, and one thread that
-//! reads a packet, hands it to [`sixgate_xlat::Siit::translate`], writes what
-//! comes out back to the device and counts the verdict. Everything RFC 7915
-//! says happens in `sixgate-xlat`.
+//! The driver is thin: a TUN device, the routes into it, and one thread per
+//! queue that reads a packet, hands it to [`sixgate_xlat::Siit::translate`],
+//! writes what comes out back to the device and counts the verdict. With
+//! offloads it also carries the virtio-net header of TCP super-packets across
+//! the translation. Everything RFC 7915 says happens in `sixgate-xlat`.
 
 use std::fmt;
 use std::io;
