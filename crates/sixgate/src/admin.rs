@@ -53,14 +53,12 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
     Ok(listener)
 }
 
-/// Serves the admin port until shutdown.
+/// Serves the admin port for as long as the process runs: through the
+/// drain after SIGTERM too, when `/readyz` answers 503 (a refused connection
+/// would tell a load balancer less).
 pub async fn serve(listener: TcpListener, ctx: Context) {
     loop {
-        let accepted = tokio::select! {
-            () = ctx.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        match accepted {
+        match listener.accept().await {
             Ok((stream, _)) => {
                 let ctx = ctx.clone();
                 tokio::spawn(async move {

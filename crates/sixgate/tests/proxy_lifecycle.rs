@@ -163,6 +163,9 @@ fn sigterm_stops_accepting_and_drains_open_connections_before_exiting() {
     proxy
         .sg
         .wait_for_log("proxy draining", Duration::from_secs(5));
+    // While it drains, the admin port still answers, and says not ready.
+    let (status, body) = proxy.sg.get("/readyz");
+    assert_eq!((status, body.trim()), (503, "not ready: draining"));
     // The listener is closed: new clients are refused.
     assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
     assert_eq!(

@@ -221,14 +221,20 @@ impl Health {
         Self::default()
     }
 
-    /// Adds a part that starts out not ready.
+    /// The readiness flag of part `name`, added not ready on first use. The
+    /// program registers every part before starting any, so `/readyz` is not
+    /// ready until each has reported; the part asks again for the same flag.
     pub fn part(&self, name: &str) -> ReadyFlag {
-        let flag = Arc::new(AtomicBool::new(false));
-        self.inner
+        let mut parts = self
+            .inner
             .parts
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((name.to_owned(), Arc::clone(&flag)));
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some((_, flag)) = parts.iter().find(|(n, _)| n == name) {
+            return ReadyFlag(Arc::clone(flag));
+        }
+        let flag = Arc::new(AtomicBool::new(false));
+        parts.push((name.to_owned(), Arc::clone(&flag)));
         ReadyFlag(flag)
     }
 
@@ -314,6 +320,10 @@ mod tests {
         assert_eq!(health.not_ready(), vec!["dns64".to_owned()]);
         dns.set(true);
         assert!(health.not_ready().is_empty());
+        // Asking again gives the same flag, not a second one.
+        health.part("dns64").set(false);
+        assert_eq!(health.not_ready(), vec!["dns64".to_owned()]);
+        dns.set(true);
         health.start_draining();
         assert_eq!(health.not_ready(), vec!["draining".to_owned()]);
     }

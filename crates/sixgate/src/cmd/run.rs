@@ -111,6 +111,19 @@ async fn run(source: Source, config: Config, only: Option<Part>) -> anyhow::Resu
     }
 
     let wanted = |part: Part| only.is_none_or(|only| only == part);
+    // Every part to run is registered not-ready before any starts, so that
+    // /readyz cannot say ready while a part is still setting up.
+    for (part, present) in [
+        (Part::Siit, config.siit.is_some()),
+        (Part::Nat64, config.nat64.is_some()),
+        (Part::Dns64, config.dns64.is_some()),
+        (Part::Proxy, config.proxy.is_some()),
+        (Part::Node, config.node.is_some()),
+    ] {
+        if present && wanted(part) {
+            ctx.health.part(part.name());
+        }
+    }
     let mut parts = JoinSet::new();
     if let Some(section) = config.siit.filter(|_| wanted(Part::Siit)) {
         parts.spawn(named(Part::Siit, cmd::siit::serve(section, ctx.clone())));
