@@ -245,7 +245,7 @@ fn curl_fetches_a_page_and_a_12_mb_file_with_a_matching_checksum() {
     if !common::have_root("curl_fetches_a_page_and_a_12_mb_file_with_a_matching_checksum") {
         return;
     }
-    let t = Topology::start("h", &format!("\"{POOL4}\""), "", true);
+    let t = Topology::start("h", &format!("\"{POOL4}\""), "offload = false", true);
     let www = t.dir.path().join("www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("index.html"), "hello from s4\n").unwrap();
