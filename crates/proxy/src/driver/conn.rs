@@ -71,6 +71,8 @@ pub async fn handle(
     peer: SocketAddr,
 ) {
     let Some(lst) = table.listeners.get(&*listener) else {
+        // A reload renamed or removed the listener this socket belongs to.
+        shared.metrics.count(Reason::NoRoute);
         return;
     };
     let start = Instant::now();
