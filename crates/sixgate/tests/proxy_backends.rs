@@ -235,3 +235,67 @@ fn ipv4_clients_of_a_dual_stack_listener_match_ipv4_prefixes() {
         1
     );
 }
+
+/// A backend that keeps each connection open, silent, until the client closes.
+fn silent() -> TestServer {
+    TestServer::start("127.0.0.1:0", |mut s| {
+        let mut buf = [0u8; 64];
+        while matches!(std::io::Read::read(&mut s, &mut buf), Ok(n) if n > 0) {}
+    })
+}
+
+#[test]
+fn connections_per_backend_are_limited() {
+    let b = silent();
+    let mut proxy = Proxy::start(
+        "perbackend",
+        &port_route(
+            "",
+            "max_connections_per_backend = 1\nhealth_check_interval_ms = 0\n",
+            &[&b],
+        ),
+    );
+    let addr = proxy.listener("plain");
+    let _first = TcpStream::connect(addr).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while proxy.metric("sixgate_proxy_connections_active{route=\"r\"}") < 1 {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut second = TcpStream::connect(addr).unwrap();
+    assert!(closed_within(&mut second, Duration::from_secs(2)).is_some());
+    assert_eq!(
+        proxy.metric("sixgate_proxy_rejections_total{reason=\"backend_limit\"}"),
+        1
+    );
+    let series = format!(
+        "sixgate_proxy_backend_connections_active{{route=\"r\",backend=\"{}\"}}",
+        b.addr
+    );
+    assert_eq!(proxy.metric(&series), 1);
+}
+
+#[test]
+fn idle_connections_are_closed_after_the_idle_timeout() {
+    let b = silent();
+    let mut proxy = Proxy::start(
+        "idletimeout",
+        &port_route("idle_timeout_secs = 1\n", "", &[&b]),
+    );
+    let addr = proxy.listener("plain");
+    let mut s = TcpStream::connect(addr).unwrap();
+    // Traffic resets the clock: keep talking for 1.5 s, then go quiet.
+    for _ in 0..6 {
+        std::io::Write::write_all(&mut s, b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let quiet = closed_within(&mut s, Duration::from_secs(5)).expect("idle connection not closed");
+    assert!(
+        quiet >= Duration::from_millis(600) && quiet < Duration::from_millis(2500),
+        "{quiet:?}"
+    );
+    assert_eq!(
+        proxy.metric("sixgate_proxy_errors_total{reason=\"idle_timeout\"}"),
+        1
+    );
+}

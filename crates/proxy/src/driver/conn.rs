@@ -71,6 +71,8 @@ pub async fn handle(
     peer: SocketAddr,
 ) {
     let Some(lst) = table.listeners.get(&*listener) else {
+        // A reload renamed or removed the listener this socket belongs to.
+        shared.metrics.count(Reason::NoRoute);
         return;
     };
     let start = Instant::now();
@@ -223,8 +225,8 @@ async fn serve<'t>(
     route.stats.active.inc();
     let _active = ActiveGuard(route);
 
-    let (backend, _slot) = route.pool.connect(&shared.metrics).await?;
-    record.backend = Some(_slot.0.addr);
+    let (backend, slot) = route.pool.connect(&shared.metrics).await?;
+    record.backend = Some(slot.0.addr);
 
     // What the backend gets first: our PROXY v2 header, then what the client
     // sent so far (after its own PROXY header, which stops here).

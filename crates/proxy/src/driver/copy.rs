@@ -68,6 +68,19 @@ impl Progress<'_> {
     }
 }
 
+/// Bytes a direction moves with plain reads and writes before it turns to
+/// `splice(2)`. Short exchanges (a request, a small response) cost fewer
+/// system calls and no pipe that way; bulk transfers get splice.
+const SPLICE_AFTER: u64 = 64 * 1024;
+
+/// How a copy loop stopped without an error.
+enum Stop {
+    /// End of stream (the destination is half-closed).
+    Eof,
+    /// Enough bytes moved to switch to splice.
+    Switch,
+}
+
 /// Copies `src` → `dst` until end of stream, then half-closes `dst`.
 pub async fn one_way(
     shared: &Shared,
@@ -77,17 +90,24 @@ pub async fn one_way(
 ) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     if shared.use_splice {
+        let switch_at = progress.moved.load(Ordering::Relaxed) + SPLICE_AFTER;
+        if let Stop::Eof = userspace_loop(shared, src, dst, &progress, Some(switch_at)).await? {
+            return Ok(());
+        }
+        let before = progress.moved.load(Ordering::Relaxed);
         match splice_loop(shared, src, dst, &progress).await {
             Err(err)
                 if super::splice::unsupported(&err)
-                    && progress.moved.load(Ordering::Relaxed) == 0 =>
+                    && progress.moved.load(Ordering::Relaxed) == before =>
             {
                 shared.metrics.splice_fallbacks.inc();
             }
             other => return other,
         }
     }
-    userspace_loop(shared, src, dst, &progress).await
+    userspace_loop(shared, src, dst, &progress, None)
+        .await
+        .map(|_| ())
 }
 
 fn half_close(dst: &TcpStream, progress: &Progress<'_>) {
@@ -144,12 +164,15 @@ async fn splice_loop(
     }
 }
 
+/// Copies with a pooled buffer; with `switch_at`, stops (at a chunk
+/// boundary, nothing held) once this direction has moved that many bytes.
 async fn userspace_loop(
     shared: &Shared,
     src: &TcpStream,
     dst: &TcpStream,
     progress: &Progress<'_>,
-) -> io::Result<()> {
+    switch_at: Option<u64>,
+) -> io::Result<Stop> {
     loop {
         src.readable().await?;
         // Hold one buffer while bytes keep coming, as with the pipe above.
@@ -159,7 +182,7 @@ async fn userspace_loop(
                 Ok(0) => {
                     shared.bufs.give(buf);
                     half_close(dst, progress);
-                    return Ok(());
+                    return Ok(Stop::Eof);
                 }
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
@@ -179,6 +202,10 @@ async fn userspace_loop(
                     Err(err) if err.kind() == io::ErrorKind::WouldBlock => {}
                     Err(err) => return Err(err),
                 }
+            }
+            if switch_at.is_some_and(|at| progress.moved.load(Ordering::Relaxed) >= at) {
+                shared.bufs.give(buf);
+                return Ok(Stop::Switch);
             }
         }
     }
