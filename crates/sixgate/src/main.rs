@@ -8,6 +8,7 @@ mod config;
 mod context;
 mod default_config;
 mod logging;
+mod offload;
 mod routes;
 mod tun;
 

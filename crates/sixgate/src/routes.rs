@@ -199,6 +199,23 @@ fn stderr_line(out: &std::process::Output) -> String {
     }
 }
 
+/// Without forwarding the kernel drops what we write into the TUN device.
+pub fn warn_if_not_forwarding() {
+    for (file, what) in [
+        ("/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward"),
+        (
+            "/proc/sys/net/ipv6/conf/all/forwarding",
+            "net.ipv6.conf.all.forwarding",
+        ),
+    ] {
+        if std::fs::read_to_string(file).is_ok_and(|v| v.trim() == "0") {
+            tracing::warn!(
+                "{what} is 0: translated packets will not be forwarded (sysctl -w {what}=1)"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,13 +25,14 @@ use sixgate_xlat::nat64::{
     StaticBib, Stats, Taddr4, Taddr6, Timeouts, Translator, Verdict,
 };
 use sixgate_xlat::prefix64::{is_global_v4, WELL_KNOWN};
-use sixgate_xlat::{checksum, Prefix64, SiitConfig};
+use sixgate_xlat::{Prefix64, SiitConfig};
 
 use crate::cli::{ConfigArgs, RunArgs};
 use crate::cmd::siit::TunName;
 use crate::config::{Config, Invalid};
 use crate::context::Context;
-use crate::routes::{RoutePrefix, Routes};
+use crate::offload::{complete_checksum, TcpPartial, TCP_CHECKSUM_AT};
+use crate::routes::{warn_if_not_forwarding, RoutePrefix, Routes};
 use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
 
 pub const DEFAULT_TUN: &str = "nat64";
@@ -968,76 +969,6 @@ fn send_plain(tun: &Tun, metrics: &Metrics, out: &Packets) {
     }
 }
 
-/// Offset of the checksum in a TCP header.
-const TCP_CHECKSUM_AT: u16 = 16;
-
-/// Where the TCP header of a translated super-packet is, and the partial
-/// checksum (the pseudo-header sum, not complemented) the kernel expects in
-/// its checksum field.
-#[derive(Debug, PartialEq, Eq)]
-struct TcpPartial {
-    csum_start: u16,
-    hdr_len: u16,
-    pseudo_sum: u16,
-}
-
-impl TcpPartial {
-    /// `None` unless `packet` is IPv4 or IPv6 (no extension header) carrying
-    /// a whole TCP header.
-    fn of(packet: &[u8]) -> Option<Self> {
-        let (l4, l4_len, pseudo) = match packet.first()? >> 4 {
-            4 => {
-                let ihl = usize::from(packet.first()? & 0x0f) * 4;
-                if *packet.get(9)? != 6 || ihl < 20 {
-                    return None;
-                }
-                let total = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
-                let l4_len = total.checked_sub(ihl)?;
-                let sum = checksum::add(6 + u64::try_from(l4_len).ok()?, packet.get(12..20)?);
-                (ihl, l4_len, sum)
-            }
-            6 => {
-                if *packet.get(6)? != 6 {
-                    return None;
-                }
-                let l4_len = usize::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?]));
-                let sum = checksum::add(6 + u64::try_from(l4_len).ok()?, packet.get(8..40)?);
-                (40, l4_len, sum)
-            }
-            _ => return None,
-        };
-        let data_offset = usize::from(packet.get(l4 + 12)? >> 4) * 4;
-        if data_offset < 20 || l4_len < data_offset || packet.len() < l4 + data_offset {
-            return None;
-        }
-        Some(Self {
-            csum_start: u16::try_from(l4).ok()?,
-            hdr_len: u16::try_from(l4 + data_offset).ok()?,
-            pseudo_sum: checksum::fold(pseudo),
-        })
-    }
-}
-
-/// Completes a partial checksum (`NEEDS_CSUM`): the field at `start +
-/// offset` holds the pseudo-header sum; the checksum covers it and every
-/// byte from `start` on. False when the offsets do not fit the packet.
-fn complete_checksum(packet: &mut [u8], start: u16, offset: u16) -> bool {
-    let (start, at) = (usize::from(start), usize::from(start) + usize::from(offset));
-    if at + 2 > packet.len() {
-        return false;
-    }
-    let Some(covered) = packet.get(start..) else {
-        return false;
-    };
-    let mut sum = !checksum::fold(checksum::add(0, covered));
-    // UDP (checksum at offset 6) sends a computed zero as all ones.
-    if sum == 0 && offset == 6 {
-        sum = 0xffff;
-    }
-    packet[at..at + 2].copy_from_slice(&sum.to_be_bytes());
-    true
-}
-
 /// One packet through the shard(s) its flow lives in.
 fn translate_sharded(
     translator: &Translator,
@@ -1073,23 +1004,6 @@ fn translate_sharded(
                 (&mut *second, &mut *first)
             };
             translator.translate_pair(sa, Some(sb), now, packet, out)
-        }
-    }
-}
-
-/// Without forwarding the kernel drops what we write into the TUN device.
-fn warn_if_not_forwarding() {
-    for (file, what) in [
-        ("/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward"),
-        (
-            "/proc/sys/net/ipv6/conf/all/forwarding",
-            "net.ipv6.conf.all.forwarding",
-        ),
-    ] {
-        if std::fs::read_to_string(file).is_ok_and(|v| v.trim() == "0") {
-            tracing::warn!(
-                "{what} is 0: translated packets will not be forwarded (sysctl -w {what}=1)"
-            );
         }
     }
 }

@@ -24,7 +24,8 @@ use sixgate_xlat::{
 
 use crate::config::Invalid;
 use crate::context::Context;
-use crate::routes::{RoutePrefix, Routes};
+use crate::offload::{complete_checksum, TcpPartial, TCP_CHECKSUM_AT};
+use crate::routes::{warn_if_not_forwarding, RoutePrefix, Routes};
 use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
 
 /// The TUN device name when `tun` is not set.
@@ -767,114 +768,6 @@ fn send_plain(tun: &Tun, metrics: &Metrics, out: &Output) {
     }
 }
 
-/// Offset of the checksum in a TCP header.
-const TCP_CHECKSUM_AT: u16 = 16;
-
-/// Where the TCP header of a translated super-packet is, and the partial
-/// checksum (RFC 1071 sum of the pseudo-header, not complemented) that the
-/// kernel expects in its checksum field.
-#[derive(Debug, PartialEq, Eq)]
-struct TcpPartial {
-    csum_start: u16,
-    hdr_len: u16,
-    pseudo_sum: u16,
-}
-
-impl TcpPartial {
-    /// `None` unless `packet` is IPv4 or IPv6 (no extension header)
-    /// carrying a whole TCP header.
-    fn of(packet: &[u8]) -> Option<Self> {
-        let (l4, l4_len, pseudo) = match packet.first()? >> 4 {
-            4 => {
-                let ihl = usize::from(packet.first()? & 0x0f) * 4;
-                if *packet.get(9)? != 6 || ihl < 20 {
-                    return None;
-                }
-                let total = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
-                let l4_len = total.checked_sub(ihl)?;
-                let sum = ones_sum(packet.get(12..20)?, 6 + u64::try_from(l4_len).ok()?);
-                (ihl, l4_len, sum)
-            }
-            6 => {
-                if *packet.get(6)? != 6 {
-                    return None;
-                }
-                let l4_len = usize::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?]));
-                let sum = ones_sum(packet.get(8..40)?, 6 + u64::try_from(l4_len).ok()?);
-                (40, l4_len, sum)
-            }
-            _ => return None,
-        };
-        let data_offset = usize::from(packet.get(l4 + 12)? >> 4) * 4;
-        if data_offset < 20 || l4_len < data_offset || packet.len() < l4 + data_offset {
-            return None;
-        }
-        Some(Self {
-            csum_start: u16::try_from(l4).ok()?,
-            hdr_len: u16::try_from(l4 + data_offset).ok()?,
-            pseudo_sum: fold(pseudo),
-        })
-    }
-}
-
-/// Adds the 16-bit big-endian words of `bytes` (odd length padded) to `sum`.
-fn ones_sum(bytes: &[u8], mut sum: u64) -> u64 {
-    let mut words = bytes.chunks_exact(2);
-    for word in &mut words {
-        sum += u64::from(u16::from_be_bytes([word[0], word[1]]));
-    }
-    if let [last] = words.remainder() {
-        sum += u64::from(u16::from_be_bytes([*last, 0]));
-    }
-    sum
-}
-
-/// RFC 1071: folds a sum of 16-bit words into 16 bits (not complemented).
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    u16::try_from(sum).unwrap_or(0xffff)
-}
-
-/// Completes a partial checksum (`NEEDS_CSUM`): the field at `start +
-/// offset` holds the pseudo-header sum; the checksum covers it and every
-/// byte from `start` on. False when the offsets do not fit the packet.
-fn complete_checksum(packet: &mut [u8], start: u16, offset: u16) -> bool {
-    let (start, at) = (usize::from(start), usize::from(start) + usize::from(offset));
-    if at + 2 > packet.len() {
-        return false;
-    }
-    let Some(covered) = packet.get(start..) else {
-        return false;
-    };
-    let mut checksum = !fold(ones_sum(covered, 0));
-    // UDP (checksum at offset 6) sends a computed zero as all ones.
-    if checksum == 0 && offset == 6 {
-        checksum = 0xffff;
-    }
-    packet[at..at + 2].copy_from_slice(&checksum.to_be_bytes());
-    true
-}
-
-/// Without forwarding the kernel drops what we write into the TUN device
-/// (it is addressed to other hosts): say so once, at start.
-fn warn_if_not_forwarding() {
-    for (file, what) in [
-        ("/proc/sys/net/ipv4/ip_forward", "net.ipv4.ip_forward"),
-        (
-            "/proc/sys/net/ipv6/conf/all/forwarding",
-            "net.ipv6.conf.all.forwarding",
-        ),
-    ] {
-        if std::fs::read_to_string(file).is_ok_and(|v| v.trim() == "0") {
-            tracing::warn!(
-                "{what} is 0: translated packets will not be forwarded (sysctl -w {what}=1)"
-            );
-        }
-    }
-}
-
 /// The packet verdicts, in the order of [`Verdict::LABELS`].
 fn verdict_slot(verdict: Verdict) -> usize {
     match verdict {
@@ -1098,49 +991,6 @@ eam = [
         let err = parse("[siit]\nmtu = 1000\npool6 = \"64:ff9b:1::/96\"\n").unwrap_err();
         assert!(err.starts_with("siit.toml:2:"), "{err}");
         assert!(err.contains("siit.mtu"), "{err}");
-    }
-
-    /// An IPv4 TCP packet (20-byte TCP header, 5 bytes of data) with a
-    /// correct checksum, computed here from the definition (RFC 793).
-    fn tcp4_packet() -> Vec<u8> {
-        let mut p = vec![
-            0x45, 0, 0, 45, 0, 1, 0x40, 0, 64, 6, 0, 0, 192, 0, 2, 6, 198, 51, 100, 2, // IPv4
-            0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0,
-            0, // TCP
-            b'h', b'e', b'l', b'l', b'o',
-        ];
-        let pseudo = ones_sum(&p[12..20], 6 + 25);
-        let checksum = !fold(ones_sum(&p[20..], pseudo));
-        p[36..38].copy_from_slice(&checksum.to_be_bytes());
-        p
-    }
-
-    #[test]
-    fn a_partial_checksum_completes_to_the_full_one() {
-        let full = tcp4_packet();
-        let mut partial = full.clone();
-        let pseudo = fold(ones_sum(&full[12..20], 6 + 25));
-        partial[36..38].copy_from_slice(&pseudo.to_be_bytes());
-        assert!(complete_checksum(&mut partial, 20, 16));
-        assert_eq!(partial, full);
-        assert!(
-            !complete_checksum(&mut partial, 40, 16),
-            "offsets past the end"
-        );
-    }
-
-    #[test]
-    fn tcp_partial_locates_the_header_and_sums_the_pseudo_header() {
-        let p = tcp4_packet();
-        let tcp = TcpPartial::of(&p).unwrap();
-        assert_eq!(tcp.csum_start, 20);
-        assert_eq!(tcp.hdr_len, 40);
-        assert_eq!(tcp.pseudo_sum, fold(ones_sum(&p[12..20], 6 + 25)));
-        // Not TCP, or a truncated header: no.
-        let mut udp = p.clone();
-        udp[9] = 17;
-        assert_eq!(TcpPartial::of(&udp), None);
-        assert_eq!(TcpPartial::of(&p[..30]), None);
     }
 
     #[test]

@@ -1,0 +1,126 @@
+//! What the TUN drivers of siit and nat64 share for TUN offloads
+//! (`IFF_VNET_HDR`): the partial checksum of a TCP super-packet, and
+//! completing the partial checksums the kernel leaves to us.
+
+use sixgate_xlat::checksum;
+
+/// Offset of the checksum in a TCP header.
+pub const TCP_CHECKSUM_AT: u16 = 16;
+
+/// Where the TCP header of a translated super-packet is, and the partial
+/// checksum (the pseudo-header sum, not complemented) the kernel expects in
+/// its checksum field.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TcpPartial {
+    pub csum_start: u16,
+    pub hdr_len: u16,
+    pub pseudo_sum: u16,
+}
+
+impl TcpPartial {
+    /// `None` unless `packet` is IPv4 or IPv6 (no extension header) carrying
+    /// a whole TCP header.
+    pub fn of(packet: &[u8]) -> Option<Self> {
+        let (l4, l4_len, pseudo) = match packet.first()? >> 4 {
+            4 => {
+                let ihl = usize::from(packet.first()? & 0x0f) * 4;
+                if *packet.get(9)? != 6 || ihl < 20 {
+                    return None;
+                }
+                let total = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
+                let l4_len = total.checked_sub(ihl)?;
+                let sum = checksum::add(6 + u64::try_from(l4_len).ok()?, packet.get(12..20)?);
+                (ihl, l4_len, sum)
+            }
+            6 => {
+                if *packet.get(6)? != 6 {
+                    return None;
+                }
+                let l4_len = usize::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?]));
+                let sum = checksum::add(6 + u64::try_from(l4_len).ok()?, packet.get(8..40)?);
+                (40, l4_len, sum)
+            }
+            _ => return None,
+        };
+        let data_offset = usize::from(packet.get(l4 + 12)? >> 4) * 4;
+        if data_offset < 20 || l4_len < data_offset || packet.len() < l4 + data_offset {
+            return None;
+        }
+        Some(Self {
+            csum_start: u16::try_from(l4).ok()?,
+            hdr_len: u16::try_from(l4 + data_offset).ok()?,
+            pseudo_sum: checksum::fold(pseudo),
+        })
+    }
+}
+
+/// Completes a partial checksum (`NEEDS_CSUM`): the field at `start +
+/// offset` holds the pseudo-header sum; the checksum covers it and every
+/// byte from `start` on. False when the offsets do not fit the packet.
+pub fn complete_checksum(packet: &mut [u8], start: u16, offset: u16) -> bool {
+    let (start, at) = (usize::from(start), usize::from(start) + usize::from(offset));
+    if at + 2 > packet.len() {
+        return false;
+    }
+    let Some(covered) = packet.get(start..) else {
+        return false;
+    };
+    let mut sum = !checksum::fold(checksum::add(0, covered));
+    // UDP (checksum at offset 6) sends a computed zero as all ones.
+    if sum == 0 && offset == 6 {
+        sum = 0xffff;
+    }
+    packet[at..at + 2].copy_from_slice(&sum.to_be_bytes());
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An IPv4 TCP packet (20-byte TCP header, 5 bytes of data) with a
+    /// correct checksum, computed here from the definition (RFC 793).
+    fn tcp4_packet() -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0, 0, 45, 0, 1, 0x40, 0, 64, 6, 0, 0, 192, 0, 2, 6, 198, 51, 100, 2, // IPv4
+            0x9c, 0x40, 0x00, 0x50, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0,
+            0, // TCP
+            b'h', b'e', b'l', b'l', b'o',
+        ];
+        let pseudo = checksum::add(6 + 25, &p[12..20]);
+        let checksum = !checksum::fold(checksum::add(pseudo, &p[20..]));
+        p[36..38].copy_from_slice(&checksum.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn a_partial_checksum_completes_to_the_full_one() {
+        let full = tcp4_packet();
+        let mut partial = full.clone();
+        let pseudo = checksum::fold(checksum::add(6 + 25, &full[12..20]));
+        partial[36..38].copy_from_slice(&pseudo.to_be_bytes());
+        assert!(complete_checksum(&mut partial, 20, 16));
+        assert_eq!(partial, full);
+        assert!(
+            !complete_checksum(&mut partial, 40, 16),
+            "offsets past the end"
+        );
+    }
+
+    #[test]
+    fn tcp_partial_locates_the_header_and_sums_the_pseudo_header() {
+        let p = tcp4_packet();
+        let tcp = TcpPartial::of(&p).unwrap();
+        assert_eq!(tcp.csum_start, 20);
+        assert_eq!(tcp.hdr_len, 40);
+        assert_eq!(
+            tcp.pseudo_sum,
+            checksum::fold(checksum::add(6 + 25, &p[12..20]))
+        );
+        // Not TCP, or a truncated header: no.
+        let mut udp = p.clone();
+        udp[9] = 17;
+        assert_eq!(TcpPartial::of(&udp), None);
+        assert_eq!(TcpPartial::of(&p[..30]), None);
+    }
+}
