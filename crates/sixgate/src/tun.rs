@@ -297,7 +297,13 @@ impl Tun {
         // SAFETY: `sock` is an open socket; the SIOC[GS]IF* requests used
         // here read and write one `struct ifreq`, and `req` is a valid,
         // exclusively borrowed ifreq that outlives the call.
-        let rc = unsafe { libc::ioctl(sock.as_raw_fd(), request, std::ptr::from_mut(req)) };
+        let rc = unsafe {
+            libc::ioctl(
+                sock.as_raw_fd(),
+                ioctl_request(request),
+                std::ptr::from_mut(req),
+            )
+        };
         if rc < 0 {
             return Err(self.error(what, io::Error::last_os_error()));
         }
@@ -414,6 +420,18 @@ impl Waker {
     pub fn is_woken(&self) -> bool {
         self.woken.load(Ordering::Acquire)
     }
+}
+
+/// The libc crate types the `SIOC*` numbers as `c_ulong`, while `ioctl`
+/// takes a `c_ulong` request on glibc and a `c_int` on musl (the static
+/// build of the container image). The numbers are 16 bits wide.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_possible_wrap,
+    clippy::unnecessary_cast
+)]
+fn ioctl_request(request: libc::c_ulong) -> libc::Ioctl {
+    request as libc::Ioctl
 }
 
 /// An `AF_INET` datagram socket, the handle the interface ioctls need.
