@@ -37,6 +37,25 @@ pub const MAX_NAME_LEN: usize = libc::IFNAMSIZ - 1;
 /// top out at 64 KiB); a receive buffer of this size never truncates.
 pub const MAX_PACKET: usize = 65_536;
 
+/// The MTUs a translator's TUN device may have: IPv6 needs at least 1280
+/// (RFC 8200 §5), and an IP packet is at most 65535 bytes.
+pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 1280..=65_535;
+
+/// Refuses an MTU outside [`MTU_RANGE`], naming the config key.
+pub fn check_mtu(key: &str, mtu: u32) -> Result<(), crate::config::Invalid> {
+    if MTU_RANGE.contains(&mtu) {
+        return Ok(());
+    }
+    Err(crate::config::Invalid::new(
+        key,
+        format!(
+            "{mtu} is outside {}..={} (IPv6 needs at least 1280, RFC 8200 §5)",
+            MTU_RANGE.start(),
+            MTU_RANGE.end()
+        ),
+    ))
+}
+
 /// A TUN device could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TunError {

@@ -37,8 +37,6 @@ use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
 
 pub const DEFAULT_TUN: &str = "nat64";
 pub const DEFAULT_MTU: u32 = 1500;
-const MIN_MTU: u32 = 1280;
-const MAX_MTU: u32 = 65_535;
 /// Packets handled per lock of the state.
 const BATCH: usize = 64;
 /// More workers than this buys nothing but threads.
@@ -420,15 +418,7 @@ impl Section {
 
 /// Checks of the section that need more than one value at a time.
 pub fn validate(section: &Section) -> Result<(), Invalid> {
-    if !(MIN_MTU..=MAX_MTU).contains(&section.mtu) {
-        return Err(Invalid::new(
-            "nat64.mtu",
-            format!(
-                "{} is outside {MIN_MTU}..={MAX_MTU} (IPv6 needs at least 1280, RFC 8200 §5)",
-                section.mtu
-            ),
-        ));
-    }
+    tun::check_mtu("nat64.mtu", section.mtu)?;
     if !(1..=MAX_WORKERS).contains(&section.workers) {
         return Err(Invalid::new(
             "nat64.workers",

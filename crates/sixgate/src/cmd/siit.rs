@@ -34,8 +34,6 @@ pub const DEFAULT_TUN: &str = "siit0";
 pub const DEFAULT_MTU: u32 = 1500;
 /// IPv6 needs links of at least 1280 bytes (RFC 8200 §5); the kernel turns
 /// IPv6 off on a device with a smaller MTU.
-const MIN_MTU: u32 = 1280;
-const MAX_MTU: u32 = 65_535;
 /// More queues than this buys nothing but threads.
 const MAX_QUEUES: usize = 64;
 
@@ -313,15 +311,7 @@ impl Section {
 
 /// Checks of the section that need more than one value at a time.
 pub fn validate(section: &Section) -> Result<(), Invalid> {
-    if !(MIN_MTU..=MAX_MTU).contains(&section.mtu) {
-        return Err(Invalid::new(
-            "siit.mtu",
-            format!(
-                "{} is outside {MIN_MTU}..={MAX_MTU} (IPv6 needs at least 1280, RFC 8200 §5)",
-                section.mtu
-            ),
-        ));
-    }
+    tun::check_mtu("siit.mtu", section.mtu)?;
     if !(1..=MAX_QUEUES).contains(&section.queues) {
         return Err(Invalid::new(
             "siit.queues",
