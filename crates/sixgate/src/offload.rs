@@ -2,7 +2,12 @@
 //! (`IFF_VNET_HDR`): the partial checksum of a TCP super-packet, and
 //! completing the partial checksums the kernel leaves to us.
 
+use std::io;
+
+use sixgate_telemetry::Counter;
 use sixgate_xlat::checksum;
+
+use crate::tun::{Tun, VnetHdr};
 
 /// Offset of the checksum in a TCP header.
 pub const TCP_CHECKSUM_AT: u16 = 16;
@@ -72,6 +77,57 @@ pub fn complete_checksum(packet: &mut [u8], start: u16, offset: u16) -> bool {
     }
     packet[at..at + 2].copy_from_slice(&sum.to_be_bytes());
     true
+}
+
+/// Writes a translated TCP super-packet: a virtio-net header with the GSO
+/// type of its new family (the ECN bit of `received` kept), and the partial
+/// checksum the kernel expects in place of the checksum the core wrote.
+/// `Err(None)` when the checksum field lies outside `segment`.
+pub fn send_tcp_super_packet(
+    tun: &Tun,
+    received: &VnetHdr,
+    segment: &[u8],
+    tcp: &TcpPartial,
+) -> Result<(), Option<io::Error>> {
+    let gso_type = if segment.first().is_some_and(|b| b >> 4 == 6) {
+        VnetHdr::GSO_TCPV6
+    } else {
+        VnetHdr::GSO_TCPV4
+    };
+    let header = VnetHdr {
+        flags: VnetHdr::NEEDS_CSUM,
+        gso_type: gso_type | (received.gso_type & VnetHdr::GSO_ECN),
+        hdr_len: tcp.hdr_len,
+        gso_size: received.gso_size,
+        csum_start: tcp.csum_start,
+        csum_offset: TCP_CHECKSUM_AT,
+    }
+    .to_bytes();
+    let at = usize::from(tcp.csum_start) + usize::from(TCP_CHECKSUM_AT);
+    let (Some(head), Some(tail)) = (segment.get(..at), segment.get(at + 2..)) else {
+        return Err(None);
+    };
+    let sum = tcp.pseudo_sum.to_be_bytes();
+    let parts = [
+        io::IoSlice::new(&header),
+        io::IoSlice::new(head),
+        io::IoSlice::new(&sum),
+        io::IoSlice::new(tail),
+    ];
+    tun.send_parts(&parts).map_err(Some)
+}
+
+/// Writes each packet behind an all-zero [`VnetHdr`] (no offload), counting
+/// failed writes in `write_errors`.
+pub fn send_plain<'a>(tun: &Tun, packets: impl Iterator<Item = &'a [u8]>, write_errors: &Counter) {
+    let header = VnetHdr::default().to_bytes();
+    for packet in packets {
+        let parts = [io::IoSlice::new(&header), io::IoSlice::new(packet)];
+        if let Err(err) = tun.send_parts(&parts) {
+            write_errors.inc();
+            tracing::trace!("tun write failed: {err}");
+        }
+    }
 }
 
 #[cfg(test)]

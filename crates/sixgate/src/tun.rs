@@ -38,7 +38,8 @@ pub const MAX_NAME_LEN: usize = libc::IFNAMSIZ - 1;
 pub const MAX_PACKET: usize = 65_536;
 
 /// The MTUs a translator's TUN device may have: IPv6 needs at least 1280
-/// (RFC 8200 §5), and an IP packet is at most 65535 bytes.
+/// (RFC 8200 §5; the kernel turns IPv6 off on a smaller device), and an IP
+/// packet is at most 65535 bytes.
 pub const MTU_RANGE: std::ops::RangeInclusive<u32> = 1280..=65_535;
 
 /// Refuses an MTU outside [`MTU_RANGE`], naming the config key.

@@ -31,7 +31,7 @@ use crate::cli::{ConfigArgs, RunArgs};
 use crate::cmd::siit::TunName;
 use crate::config::{Config, Invalid};
 use crate::context::Context;
-use crate::offload::{complete_checksum, TcpPartial, TCP_CHECKSUM_AT};
+use crate::offload::{complete_checksum, send_plain, send_tcp_super_packet, TcpPartial};
 use crate::routes::{warn_if_not_forwarding, RoutePrefix, Routes};
 use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
 
@@ -893,35 +893,13 @@ fn offloaded(
             if let Some(segment) = out.get(0) {
                 if let Some(tcp) = TcpPartial::of(segment) {
                     metrics.gso_packets.inc();
-                    let new = VnetHdr {
-                        flags: VnetHdr::NEEDS_CSUM,
-                        gso_type: if segment.first().is_some_and(|b| b >> 4 == 6) {
-                            VnetHdr::GSO_TCPV6
-                        } else {
-                            VnetHdr::GSO_TCPV4
-                        } | (hdr.gso_type & VnetHdr::GSO_ECN),
-                        hdr_len: tcp.hdr_len,
-                        gso_size: hdr.gso_size,
-                        csum_start: tcp.csum_start,
-                        csum_offset: TCP_CHECKSUM_AT,
-                    };
-                    let at = usize::from(tcp.csum_start) + usize::from(TCP_CHECKSUM_AT);
-                    let (Some(head), Some(tail)) = (segment.get(..at), segment.get(at + 2..))
-                    else {
-                        metrics.vnet_errors.inc();
-                        return;
-                    };
-                    let sum = tcp.pseudo_sum.to_be_bytes();
-                    let header = new.to_bytes();
-                    let parts = [
-                        io::IoSlice::new(&header),
-                        io::IoSlice::new(head),
-                        io::IoSlice::new(&sum),
-                        io::IoSlice::new(tail),
-                    ];
-                    if let Err(err) = tun.send_parts(&parts) {
-                        metrics.tun_write_errors.inc();
-                        tracing::trace!("tun write failed: {err}");
+                    match send_tcp_super_packet(tun, &hdr, segment, &tcp) {
+                        Ok(()) => {}
+                        Err(None) => metrics.vnet_errors.inc(),
+                        Err(Some(err)) => {
+                            metrics.tun_write_errors.inc();
+                            tracing::trace!("tun write failed: {err}");
+                        }
                     }
                     return;
                 }
@@ -930,7 +908,7 @@ fn offloaded(
         if !translated {
             // Refused or dropped: an ICMP error (already complete) or
             // nothing goes out.
-            send_plain(tun, metrics, out);
+            send_plain(tun, out.packets(), &metrics.tun_write_errors);
             return;
         }
         // Translated but not one TCP packet: nothing sane to send with a
@@ -944,19 +922,7 @@ fn offloaded(
     }
     let verdict = xlate(packet, out);
     metrics.count(verdict);
-    send_plain(tun, metrics, out);
-}
-
-/// Writes each packet of `out` behind an all-zero [`VnetHdr`] (no offload).
-fn send_plain(tun: &Tun, metrics: &Metrics, out: &Packets) {
-    let header = VnetHdr::default().to_bytes();
-    for packet in out.packets() {
-        let parts = [io::IoSlice::new(&header), io::IoSlice::new(packet)];
-        if let Err(err) = tun.send_parts(&parts) {
-            metrics.tun_write_errors.inc();
-            tracing::trace!("tun write failed: {err}");
-        }
-    }
+    send_plain(tun, out.packets(), &metrics.tun_write_errors);
 }
 
 /// One packet through the shard(s) its flow lives in.

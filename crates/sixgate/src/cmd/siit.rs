@@ -24,7 +24,7 @@ use sixgate_xlat::{
 
 use crate::config::Invalid;
 use crate::context::Context;
-use crate::offload::{complete_checksum, TcpPartial, TCP_CHECKSUM_AT};
+use crate::offload::{complete_checksum, send_plain, send_tcp_super_packet, TcpPartial};
 use crate::routes::{warn_if_not_forwarding, RoutePrefix, Routes};
 use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
 
@@ -32,8 +32,6 @@ use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
 pub const DEFAULT_TUN: &str = "siit0";
 /// The TUN device MTU when `mtu` is not set.
 pub const DEFAULT_MTU: u32 = 1500;
-/// IPv6 needs links of at least 1280 bytes (RFC 8200 §5); the kernel turns
-/// IPv6 off on a device with a smaller MTU.
 /// More queues than this buys nothing but threads.
 const MAX_QUEUES: usize = 64;
 
@@ -695,41 +693,20 @@ fn offloaded(tun: &Tun, siit: &Siit, metrics: &Metrics, raw: &mut [u8], out: &mu
         );
         if !translated {
             metrics.count(verdict);
-            send_plain(tun, metrics, out);
+            send_plain(tun, out.packets(), &metrics.tun_write_errors);
             return;
         }
         if let (1, Some(segment)) = (out.len(), out.get(0)) {
             if let Some(tcp) = TcpPartial::of(segment) {
                 metrics.count(verdict);
                 metrics.gso_packets.inc();
-                let new = VnetHdr {
-                    flags: VnetHdr::NEEDS_CSUM,
-                    gso_type: if segment.first().is_some_and(|b| b >> 4 == 6) {
-                        VnetHdr::GSO_TCPV6
-                    } else {
-                        VnetHdr::GSO_TCPV4
-                    } | (hdr.gso_type & VnetHdr::GSO_ECN),
-                    hdr_len: tcp.hdr_len,
-                    gso_size: hdr.gso_size,
-                    csum_start: tcp.csum_start,
-                    csum_offset: TCP_CHECKSUM_AT,
-                };
-                let at = usize::from(tcp.csum_start) + usize::from(TCP_CHECKSUM_AT);
-                let (Some(head), Some(tail)) = (segment.get(..at), segment.get(at + 2..)) else {
-                    metrics.vnet_errors.inc();
-                    return;
-                };
-                let sum = tcp.pseudo_sum.to_be_bytes();
-                let header = new.to_bytes();
-                let parts = [
-                    io::IoSlice::new(&header),
-                    io::IoSlice::new(head),
-                    io::IoSlice::new(&sum),
-                    io::IoSlice::new(tail),
-                ];
-                if let Err(err) = tun.send_parts(&parts) {
-                    metrics.tun_write_errors.inc();
-                    tracing::trace!("tun write failed: {err}");
+                match send_tcp_super_packet(tun, &hdr, segment, &tcp) {
+                    Ok(()) => {}
+                    Err(None) => metrics.vnet_errors.inc(),
+                    Err(Some(err)) => {
+                        metrics.tun_write_errors.inc();
+                        tracing::trace!("tun write failed: {err}");
+                    }
                 }
                 return;
             }
@@ -743,19 +720,7 @@ fn offloaded(tun: &Tun, siit: &Siit, metrics: &Metrics, raw: &mut [u8], out: &mu
     }
     let verdict = siit.translate(packet, out);
     metrics.count(verdict);
-    send_plain(tun, metrics, out);
-}
-
-/// Writes each packet of `out` behind an all-zero [`VnetHdr`] (no offload).
-fn send_plain(tun: &Tun, metrics: &Metrics, out: &Output) {
-    let header = VnetHdr::default().to_bytes();
-    for packet in out.packets() {
-        let parts = [io::IoSlice::new(&header), io::IoSlice::new(packet)];
-        if let Err(err) = tun.send_parts(&parts) {
-            metrics.tun_write_errors.inc();
-            tracing::trace!("tun write failed: {err}");
-        }
-    }
+    send_plain(tun, out.packets(), &metrics.tun_write_errors);
 }
 
 /// The packet verdicts, in the order of [`Verdict::LABELS`].
