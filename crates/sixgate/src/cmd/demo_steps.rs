@@ -213,31 +213,15 @@ pub fn egress(lab: &mut Lab) -> anyhow::Result<()> {
     lab.wait_log("www4", "ready", START)?;
     lab.wait_log("www6", "ready", START)?;
 
-    let aaaa = lab.exec(&pod, &["dig", "+short", "AAAA", "www4.demo.example"])?;
-    ensure!(
-        aaaa.trim() == "64:ff9b:1::c000:20a",
-        "www4 AAAA: expected 64:ff9b:1::c000:20a, got {aaaa:?}"
-    );
-    shown("dig AAAA www4.demo.example -> 64:ff9b:1::c000:20a: synthesised from its A record 192.0.2.10 (RFC 6052)");
-    let (ok, page) = lab.try_exec(
+    resolve_and_fetch(
+        lab,
         &pod,
-        &[
-            "curl",
-            "-6",
-            "-sS",
-            "--max-time",
-            "10",
-            "http://www4.demo.example/",
-        ],
-    );
-    ensure!(
-        ok && page.contains("IPv4-only site"),
-        "curl http://www4.demo.example/ failed: {page}"
-    );
-    shown(&format!(
-        "curl -6 http://www4.demo.example/ -> \"{}\": the IPv6-only pod reached it through nat64",
-        page.trim()
-    ));
+        "www4.demo.example",
+        "64:ff9b:1::c000:20a",
+        "synthesised from its A record 192.0.2.10 (RFC 6052)",
+        "IPv4-only site",
+        "the IPv6-only pod reached it through nat64",
+    )?;
     let sessions = lab.exec(
         &gw,
         &[
@@ -257,29 +241,44 @@ pub fn egress(lab: &mut Lab) -> anyhow::Result<()> {
         println!("        {}", line.trim());
     }
 
-    let aaaa = lab.exec(&pod, &["dig", "+short", "AAAA", "www6.demo.example"])?;
-    ensure!(
-        aaaa.trim() == "2001:db8:2::10",
-        "www6 AAAA: expected the real 2001:db8:2::10, got {aaaa:?}"
-    );
-    shown("dig AAAA www6.demo.example -> 2001:db8:2::10: its real AAAA, not a synthesised one (prefer-native)");
-    let (ok, page) = lab.try_exec(
+    resolve_and_fetch(
+        lab,
         &pod,
-        &[
-            "curl",
-            "-6",
-            "-sS",
-            "--max-time",
-            "10",
-            "http://www6.demo.example/",
-        ],
-    );
+        "www6.demo.example",
+        "2001:db8:2::10",
+        "its real AAAA, not a synthesised one (prefer-native)",
+        "over IPv6",
+        "straight over IPv6, no translation",
+    )?;
+    Ok(())
+}
+
+/// From the pod: `dig AAAA name` must give `aaaa`, and `curl -6` must fetch
+/// the site's page (containing `page_has`); each result is shown with what
+/// it proves.
+fn resolve_and_fetch(
+    lab: &Lab,
+    pod: &str,
+    name: &str,
+    aaaa: &str,
+    aaaa_proves: &str,
+    page_has: &str,
+    page_proves: &str,
+) -> anyhow::Result<()> {
+    let answer = lab.exec(pod, &["dig", "+short", "AAAA", name])?;
     ensure!(
-        ok && page.contains("over IPv6"),
-        "curl http://www6.demo.example/ failed: {page}"
+        answer.trim() == aaaa,
+        "{name} AAAA: expected {aaaa}, got {answer:?}"
+    );
+    shown(&format!("dig AAAA {name} -> {aaaa}: {aaaa_proves}"));
+    let url = format!("http://{name}/");
+    let (ok, page) = lab.try_exec(pod, &["curl", "-6", "-sS", "--max-time", "10", &url]);
+    ensure!(
+        ok && page.contains("hello from"),
+        "curl {url} failed: {page}"
     );
     shown(&format!(
-        "curl -6 http://www6.demo.example/ -> \"{}\": straight over IPv6, no translation",
+        "curl -6 {url} -> \"{}\": {page_proves}",
         page.trim()
     ));
     Ok(())
