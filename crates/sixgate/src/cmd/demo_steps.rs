@@ -273,10 +273,7 @@ fn resolve_and_fetch(
     shown(&format!("dig AAAA {name} -> {aaaa}: {aaaa_proves}"));
     let url = format!("http://{name}/");
     let (ok, page) = lab.try_exec(pod, &["curl", "-6", "-sS", "--max-time", "10", &url]);
-    ensure!(
-        ok && page.contains("hello from"),
-        "curl {url} failed: {page}"
-    );
+    ensure!(ok && page.contains(page_has), "curl {url} failed: {page}");
     shown(&format!(
         "curl -6 {url} -> \"{}\": {page_proves}",
         page.trim()
