@@ -121,8 +121,10 @@ impl Tun {
     ///
     /// With `offload`, every packet read or written starts with a
     /// [`VnetHdr`] (`IFF_VNET_HDR`), and the device takes and hands out TCP
-    /// segmentation offload super-packets and partial checksums
-    /// (`TUNSETOFFLOAD`: `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN`).
+    /// and UDP segmentation offload super-packets and partial checksums
+    /// (`TUNSETOFFLOAD`: `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 |
+    /// TUN_F_TSO_ECN`, plus `TUN_F_USO4 | TUN_F_USO6` where the kernel has
+    /// them, 6.2 on).
     pub fn open_queues(name: &str, queues: usize, offload: bool) -> Result<Vec<Self>, TunError> {
         let mut flags = libc::IFF_TUN | libc::IFF_NO_PI;
         if queues > 1 {
@@ -147,7 +149,17 @@ impl Tun {
     }
 
     fn set_offload(&self) -> Result<(), TunError> {
-        let features = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
+        let tcp = libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6 | libc::TUN_F_TSO_ECN;
+        let udp = libc::TUN_F_USO4 | libc::TUN_F_USO6;
+        // Kernels before 6.2 refuse the UDP bits (EINVAL): TCP alone then.
+        if self.offload_features(tcp | udp).is_ok() {
+            return Ok(());
+        }
+        self.offload_features(tcp)
+            .map_err(|err| self.error("enable offloads", err))
+    }
+
+    fn offload_features(&self, features: libc::c_uint) -> io::Result<()> {
         // SAFETY: the fd is an open TUN device; TUNSETOFFLOAD takes its
         // argument by value (an unsigned int of feature bits), no pointer.
         let rc = unsafe {
@@ -158,7 +170,7 @@ impl Tun {
             )
         };
         if rc < 0 {
-            return Err(self.error("enable offloads", io::Error::last_os_error()));
+            return Err(io::Error::last_os_error());
         }
         Ok(())
     }
@@ -366,6 +378,8 @@ impl VnetHdr {
     pub const GSO_NONE: u8 = 0;
     pub const GSO_TCPV4: u8 = 1;
     pub const GSO_TCPV6: u8 = 4;
+    /// UDP segmentation: `gso_size` is the payload of each datagram.
+    pub const GSO_UDP_L4: u8 = 5;
     pub const GSO_ECN: u8 = 0x80;
 
     pub fn parse(bytes: &[u8]) -> Option<Self> {

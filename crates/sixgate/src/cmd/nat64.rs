@@ -31,7 +31,8 @@ use crate::cli::{ConfigArgs, RunArgs};
 use crate::cmd::siit::TunName;
 use crate::config::{Config, Invalid};
 use crate::context::Context;
-use crate::offload::{complete_checksum, send_plain, send_tcp_super_packet, TcpPartial};
+use crate::offload::udp::{self, UdpCoalescer, WriteCounters};
+use crate::offload::{complete_checksum, send_tcp_super_packet, TcpPartial};
 use crate::routes::{warn_if_not_forwarding, RoutePrefix, Routes};
 use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
 
@@ -789,7 +790,8 @@ fn os_seed() -> u64 {
 /// several, each packet locks the shard (or, for a hairpin, the two shards,
 /// in index order) that [`Sharding::route`] names, and writes after letting
 /// go. With `offload`, each packet read and written starts with a
-/// [`VnetHdr`] (see [`offloaded`]).
+/// [`VnetHdr`] (see [`offloaded`]), and the datagrams of one flow written
+/// in a batch leave as one UDP super-packet ([`UdpCoalescer`]).
 fn packet_loop(
     tun: &Tun,
     waker: &Waker,
@@ -800,6 +802,7 @@ fn packet_loop(
 ) -> io::Result<()> {
     let mut buf = vec![0u8; tun::MAX_PACKET + VnetHdr::LEN];
     let mut out = Packets::new();
+    let mut writer = OffloadWriter::new();
     let single = shared.shards.len() == 1;
     while !waker.is_woken() {
         let mut batch_lock = single.then(|| shared.lock(0));
@@ -829,7 +832,7 @@ fn packet_loop(
                 None => translate_sharded(translator, shared, now, packet, out),
             };
             if offload {
-                offloaded(tun, metrics, packet, &mut out, &mut xlate);
+                offloaded(tun, metrics, packet, &mut out, &mut writer, &mut xlate);
                 continue;
             }
             let verdict = xlate(packet, &mut out);
@@ -843,11 +846,34 @@ fn packet_loop(
             }
         }
         drop(batch_lock);
+        writer.coalescer.flush(tun, metrics.write_counters());
         if idle && tun.wait(waker)? == Ready::Woken {
             break;
         }
     }
     Ok(())
+}
+
+/// What the packet loop keeps for writing with offloads: the UDP run being
+/// joined, and room to cut a UDP super-packet read into datagrams.
+struct OffloadWriter {
+    coalescer: UdpCoalescer,
+    segment: Vec<u8>,
+}
+
+impl OffloadWriter {
+    fn new() -> Self {
+        Self {
+            coalescer: UdpCoalescer::new(),
+            segment: Vec::with_capacity(2048),
+        }
+    }
+
+    fn write_all(&mut self, tun: &Tun, out: &Packets, metrics: &Metrics) {
+        for packet in out.packets() {
+            self.coalescer.write(tun, packet, metrics.write_counters());
+        }
+    }
 }
 
 /// One packet read from a device with offloads: `raw` is a [`VnetHdr`] and
@@ -857,15 +883,16 @@ fn packet_loop(
 /// and translates its headers (the incremental updates of the partial field
 /// are then overwritten), and the driver writes the new pseudo-header sum
 /// into the checksum field and a header with the other family's GSO type in
-/// front; the kernel cuts the segments on the way out. Anything else with a
-/// partial checksum gets it completed here first and goes through as a
-/// plain packet; so does a super-packet whose translation is not one TCP
-/// packet.
+/// front; the kernel cuts the segments on the way out. A UDP super-packet
+/// is cut into its datagrams, each translated on its own (the writer joins
+/// them again). Anything else with a partial checksum gets it completed
+/// here first and goes through as a plain packet.
 fn offloaded(
     tun: &Tun,
     metrics: &Metrics,
     raw: &mut [u8],
     out: &mut Packets,
+    writer: &mut OffloadWriter,
     xlate: &mut impl FnMut(&mut [u8], &mut Packets) -> Verdict,
 ) {
     let Some(hdr) = VnetHdr::parse(raw) else {
@@ -878,6 +905,22 @@ fn offloaded(
     };
     let gso = hdr.gso_type & !VnetHdr::GSO_ECN;
     let partial = hdr.flags & VnetHdr::NEEDS_CSUM != 0;
+    if gso == VnetHdr::GSO_UDP_L4 && partial {
+        let OffloadWriter { coalescer, segment } = writer;
+        let cut = udp::for_each_segment(packet, &hdr, segment, |datagram| {
+            let verdict = xlate(datagram, out);
+            metrics.count(verdict);
+            for packet in out.packets() {
+                coalescer.write(tun, packet, metrics.write_counters());
+            }
+        });
+        if cut {
+            metrics.udp_gso_read.inc();
+        } else {
+            metrics.vnet_errors.inc();
+        }
+        return;
+    }
     if gso != VnetHdr::GSO_NONE {
         if !partial || (gso != VnetHdr::GSO_TCPV4 && gso != VnetHdr::GSO_TCPV6) {
             metrics.vnet_errors.inc();
@@ -893,6 +936,7 @@ fn offloaded(
             if let Some(segment) = out.get(0) {
                 if let Some(tcp) = TcpPartial::of(segment) {
                     metrics.gso_packets.inc();
+                    writer.coalescer.flush(tun, metrics.write_counters());
                     match send_tcp_super_packet(tun, &hdr, segment, &tcp) {
                         Ok(()) => {}
                         Err(None) => metrics.vnet_errors.inc(),
@@ -908,7 +952,7 @@ fn offloaded(
         if !translated {
             // Refused or dropped: an ICMP error (already complete) or
             // nothing goes out.
-            send_plain(tun, out.packets(), &metrics.tun_write_errors);
+            writer.write_all(tun, out, metrics);
             return;
         }
         // Translated but not one TCP packet: nothing sane to send with a
@@ -922,7 +966,7 @@ fn offloaded(
     }
     let verdict = xlate(packet, out);
     metrics.count(verdict);
-    send_plain(tun, out.packets(), &metrics.tun_write_errors);
+    writer.write_all(tun, out, metrics);
 }
 
 /// One packet through the shard(s) its flow lives in.
@@ -1114,6 +1158,8 @@ struct Metrics {
     tun_write_errors: Counter,
     vnet_errors: Counter,
     gso_packets: Counter,
+    udp_gso_read: Counter,
+    udp_coalesced: Counter,
     offload_fallbacks: Counter,
 }
 
@@ -1129,7 +1175,16 @@ impl Metrics {
             tun_write_errors: Counter::new(),
             vnet_errors: Counter::new(),
             gso_packets: Counter::new(),
+            udp_gso_read: Counter::new(),
+            udp_coalesced: Counter::new(),
             offload_fallbacks: Counter::new(),
+        }
+    }
+
+    fn write_counters(&self) -> WriteCounters<'_> {
+        WriteCounters {
+            write_errors: &self.tun_write_errors,
+            coalesced: &self.udp_coalesced,
         }
     }
 
@@ -1222,6 +1277,18 @@ impl Collect for Metrics {
             "With offloads: TCP super-packets translated whole.",
             &[],
             self.gso_packets.get(),
+        );
+        out.counter(
+            "sixgate_nat64_udp_gso_read_total",
+            "With offloads: UDP super-packets read and cut into datagrams.",
+            &[],
+            self.udp_gso_read.get(),
+        );
+        out.counter(
+            "sixgate_nat64_udp_coalesced_total",
+            "With offloads: translated UDP datagrams written inside a UDP super-packet.",
+            &[],
+            self.udp_coalesced.get(),
         );
         out.counter(
             "sixgate_nat64_offload_fallbacks_total",

@@ -1,6 +1,9 @@
 //! What the TUN drivers of siit and nat64 share for TUN offloads
 //! (`IFF_VNET_HDR`): the partial checksum of a TCP super-packet, and
-//! completing the partial checksums the kernel leaves to us.
+//! completing the partial checksums the kernel leaves to us; UDP
+//! super-packets cut on reading and joined on writing ([`udp`]).
+
+pub mod udp;
 
 use std::io;
 
