@@ -31,7 +31,7 @@ use crate::cli::{ConfigArgs, RunArgs};
 use crate::cmd::siit::TunName;
 use crate::config::{Config, Invalid};
 use crate::context::Context;
-use crate::offload::udp::{self, UdpCoalescer, WriteCounters};
+use crate::offload::udp::{UdpOffload, WriteCounters};
 use crate::offload::{complete_checksum, send_tcp_super_packet, TcpPartial};
 use crate::routes::{warn_if_not_forwarding, RoutePrefix, Routes};
 use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
@@ -791,7 +791,7 @@ fn os_seed() -> u64 {
 /// in index order) that [`Sharding::route`] names, and writes after letting
 /// go. With `offload`, each packet read and written starts with a
 /// [`VnetHdr`] (see [`offloaded`]), and the datagrams of one flow written
-/// in a batch leave as one UDP super-packet ([`UdpCoalescer`]).
+/// in a batch leave as one UDP super-packet ([`UdpOffload`]).
 fn packet_loop(
     tun: &Tun,
     waker: &Waker,
@@ -802,7 +802,7 @@ fn packet_loop(
 ) -> io::Result<()> {
     let mut buf = vec![0u8; tun::MAX_PACKET + VnetHdr::LEN];
     let mut out = Packets::new();
-    let mut writer = OffloadWriter::new();
+    let mut writer = UdpOffload::new();
     let single = shared.shards.len() == 1;
     while !waker.is_woken() {
         let mut batch_lock = single.then(|| shared.lock(0));
@@ -854,28 +854,6 @@ fn packet_loop(
     Ok(())
 }
 
-/// What the packet loop keeps for writing with offloads: the UDP run being
-/// joined, and room to cut a UDP super-packet read into datagrams.
-struct OffloadWriter {
-    coalescer: UdpCoalescer,
-    segment: Vec<u8>,
-}
-
-impl OffloadWriter {
-    fn new() -> Self {
-        Self {
-            coalescer: UdpCoalescer::new(),
-            segment: Vec::with_capacity(2048),
-        }
-    }
-
-    fn write_all(&mut self, tun: &Tun, out: &Packets, metrics: &Metrics) {
-        for packet in out.packets() {
-            self.coalescer.write(tun, packet, metrics.write_counters());
-        }
-    }
-}
-
 /// One packet read from a device with offloads: `raw` is a [`VnetHdr`] and
 /// the packet. (The same scheme as the siit driver's.)
 ///
@@ -892,7 +870,7 @@ fn offloaded(
     metrics: &Metrics,
     raw: &mut [u8],
     out: &mut Packets,
-    writer: &mut OffloadWriter,
+    writer: &mut UdpOffload,
     xlate: &mut impl FnMut(&mut [u8], &mut Packets) -> Verdict,
 ) {
     let Some(hdr) = VnetHdr::parse(raw) else {
@@ -906,8 +884,7 @@ fn offloaded(
     let gso = hdr.gso_type & !VnetHdr::GSO_ECN;
     let partial = hdr.flags & VnetHdr::NEEDS_CSUM != 0;
     if gso == VnetHdr::GSO_UDP_L4 && partial {
-        let OffloadWriter { coalescer, segment } = writer;
-        let cut = udp::for_each_segment(packet, &hdr, segment, |datagram| {
+        let cut = writer.for_each_datagram(packet, &hdr, |datagram, coalescer| {
             let verdict = xlate(datagram, out);
             metrics.count(verdict);
             for packet in out.packets() {
@@ -952,7 +929,7 @@ fn offloaded(
         if !translated {
             // Refused or dropped: an ICMP error (already complete) or
             // nothing goes out.
-            writer.write_all(tun, out, metrics);
+            writer.write_all(tun, out.packets(), metrics.write_counters());
             return;
         }
         // Translated but not one TCP packet: nothing sane to send with a
@@ -966,7 +943,7 @@ fn offloaded(
     }
     let verdict = xlate(packet, out);
     metrics.count(verdict);
-    writer.write_all(tun, out, metrics);
+    writer.write_all(tun, out.packets(), metrics.write_counters());
 }
 
 /// One packet through the shard(s) its flow lives in.

@@ -24,7 +24,8 @@ use sixgate_xlat::{
 
 use crate::config::Invalid;
 use crate::context::Context;
-use crate::offload::{complete_checksum, send_plain, send_tcp_super_packet, TcpPartial};
+use crate::offload::udp::{UdpOffload, WriteCounters};
+use crate::offload::{complete_checksum, send_tcp_super_packet, TcpPartial};
 use crate::routes::{warn_if_not_forwarding, RoutePrefix, Routes};
 use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
 
@@ -609,7 +610,9 @@ impl Translator {
 
 /// Reads, translates and writes packets until `waker` is woken. Nothing is
 /// allocated here per packet: one receive buffer and one [`Output`] are
-/// reused for the life of the loop.
+/// reused for the life of the loop. With `offload`, the datagrams of one
+/// flow translated between two waits leave as one UDP super-packet
+/// ([`UdpOffload`]).
 fn packet_loop(
     tun: &Tun,
     waker: &Waker,
@@ -619,11 +622,13 @@ fn packet_loop(
 ) -> io::Result<()> {
     let mut buf = vec![0u8; tun::MAX_PACKET + VnetHdr::LEN];
     let mut out = Output::new();
+    let mut writer = UdpOffload::new();
     let (mut siit, mut seen) = translator.load();
     while !waker.is_woken() {
         let len = match tun.recv(&mut buf) {
             Ok(len) => len,
             Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                writer.coalescer.flush(tun, metrics.write_counters());
                 if tun.wait(waker)? == Ready::Woken {
                     break;
                 }
@@ -643,7 +648,7 @@ fn packet_loop(
         };
         translator.refresh(&mut siit, &mut seen);
         if offload {
-            offloaded(tun, &siit, metrics, packet, &mut out);
+            offloaded(tun, &siit, metrics, packet, &mut out, &mut writer);
             continue;
         }
         let verdict = siit.translate(packet, &mut out);
@@ -666,11 +671,19 @@ fn packet_loop(
 /// its headers (its incremental checksum update on the partial field is
 /// then overwritten), the driver writes the new pseudo-header sum into the
 /// checksum field and a header with the other family's GSO type in front,
-/// and the kernel cuts the segments on the way out. Anything else with a
-/// partial checksum gets it completed here first and goes through the core
-/// as a plain packet; so does a super-packet whose translation is not one
-/// TCP packet (fragments, say).
-fn offloaded(tun: &Tun, siit: &Siit, metrics: &Metrics, raw: &mut [u8], out: &mut Output) {
+/// and the kernel cuts the segments on the way out. A UDP super-packet is
+/// cut into its datagrams, each translated on its own (the writer joins
+/// them again). Anything else with a partial checksum gets it completed
+/// here first and goes through the core as a plain packet; so does a
+/// super-packet whose translation is not one TCP packet (fragments, say).
+fn offloaded(
+    tun: &Tun,
+    siit: &Siit,
+    metrics: &Metrics,
+    raw: &mut [u8],
+    out: &mut Output,
+    writer: &mut UdpOffload,
+) {
     let Some(hdr) = VnetHdr::parse(raw) else {
         metrics.vnet_errors.inc();
         return;
@@ -681,6 +694,21 @@ fn offloaded(tun: &Tun, siit: &Siit, metrics: &Metrics, raw: &mut [u8], out: &mu
     };
     let gso = hdr.gso_type & !VnetHdr::GSO_ECN;
     let partial = hdr.flags & VnetHdr::NEEDS_CSUM != 0;
+    if gso == VnetHdr::GSO_UDP_L4 && partial {
+        let cut = writer.for_each_datagram(packet, &hdr, |datagram, coalescer| {
+            let verdict = siit.translate(datagram, out);
+            metrics.count(verdict);
+            for packet in out.packets() {
+                coalescer.write(tun, packet, metrics.write_counters());
+            }
+        });
+        if cut {
+            metrics.udp_gso_read.inc();
+        } else {
+            metrics.vnet_errors.inc();
+        }
+        return;
+    }
     if gso != VnetHdr::GSO_NONE {
         if !partial || (gso != VnetHdr::GSO_TCPV4 && gso != VnetHdr::GSO_TCPV6) {
             metrics.vnet_errors.inc();
@@ -693,13 +721,14 @@ fn offloaded(tun: &Tun, siit: &Siit, metrics: &Metrics, raw: &mut [u8], out: &mu
         );
         if !translated {
             metrics.count(verdict);
-            send_plain(tun, out.packets(), &metrics.tun_write_errors);
+            writer.write_all(tun, out.packets(), metrics.write_counters());
             return;
         }
         if let (1, Some(segment)) = (out.len(), out.get(0)) {
             if let Some(tcp) = TcpPartial::of(segment) {
                 metrics.count(verdict);
                 metrics.gso_packets.inc();
+                writer.coalescer.flush(tun, metrics.write_counters());
                 match send_tcp_super_packet(tun, &hdr, segment, &tcp) {
                     Ok(()) => {}
                     Err(None) => metrics.vnet_errors.inc(),
@@ -720,7 +749,7 @@ fn offloaded(tun: &Tun, siit: &Siit, metrics: &Metrics, raw: &mut [u8], out: &mu
     }
     let verdict = siit.translate(packet, out);
     metrics.count(verdict);
-    send_plain(tun, out.packets(), &metrics.tun_write_errors);
+    writer.write_all(tun, out.packets(), metrics.write_counters());
 }
 
 /// The packet verdicts, in the order of [`Verdict::LABELS`].
@@ -743,6 +772,8 @@ struct Metrics {
     vnet_errors: Counter,
     offload_fallbacks: Counter,
     gso_packets: Counter,
+    udp_gso_read: Counter,
+    udp_coalesced: Counter,
 }
 
 impl Metrics {
@@ -755,6 +786,15 @@ impl Metrics {
             vnet_errors: Counter::new(),
             offload_fallbacks: Counter::new(),
             gso_packets: Counter::new(),
+            udp_gso_read: Counter::new(),
+            udp_coalesced: Counter::new(),
+        }
+    }
+
+    fn write_counters(&self) -> WriteCounters<'_> {
+        WriteCounters {
+            write_errors: &self.tun_write_errors,
+            coalesced: &self.udp_coalesced,
         }
     }
 
@@ -816,6 +856,18 @@ impl Collect for Metrics {
             "TCP super-packets translated whole and left to the kernel to segment (offload = true).",
             &[],
             self.gso_packets.get(),
+        );
+        out.counter(
+            "sixgate_siit_udp_gso_read_total",
+            "UDP super-packets read and cut into datagrams (offload = true).",
+            &[],
+            self.udp_gso_read.get(),
+        );
+        out.counter(
+            "sixgate_siit_udp_coalesced_total",
+            "Translated UDP datagrams written inside a UDP super-packet (offload = true).",
+            &[],
+            self.udp_coalesced.get(),
         );
         out.counter(
             "sixgate_siit_offload_fallbacks_total",

@@ -7,7 +7,6 @@ pub mod udp;
 
 use std::io;
 
-use sixgate_telemetry::Counter;
 use sixgate_xlat::checksum;
 
 use crate::tun::{Tun, VnetHdr};
@@ -118,19 +117,6 @@ pub fn send_tcp_super_packet(
         io::IoSlice::new(tail),
     ];
     tun.send_parts(&parts).map_err(Some)
-}
-
-/// Writes each packet behind an all-zero [`VnetHdr`] (no offload), counting
-/// failed writes in `write_errors`.
-pub fn send_plain<'a>(tun: &Tun, packets: impl Iterator<Item = &'a [u8]>, write_errors: &Counter) {
-    let header = VnetHdr::default().to_bytes();
-    for packet in packets {
-        let parts = [io::IoSlice::new(&header), io::IoSlice::new(packet)];
-        if let Err(err) = tun.send_parts(&parts) {
-            write_errors.inc();
-            tracing::trace!("tun write failed: {err}");
-        }
-    }
 }
 
 #[cfg(test)]

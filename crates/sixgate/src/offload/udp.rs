@@ -198,6 +198,55 @@ impl UdpCoalescer {
     }
 }
 
+/// What a packet loop keeps for writing with offloads: the UDP run being
+/// joined, and room to cut a UDP super-packet read into datagrams.
+pub struct UdpOffload {
+    pub coalescer: UdpCoalescer,
+    segment: Vec<u8>,
+}
+
+impl Default for UdpOffload {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl UdpOffload {
+    pub fn new() -> Self {
+        Self {
+            coalescer: UdpCoalescer::new(),
+            segment: Vec::with_capacity(2048),
+        }
+    }
+
+    /// Writes `packets` through the coalescer.
+    pub fn write_all<'a>(
+        &mut self,
+        sink: &impl Sink,
+        packets: impl Iterator<Item = &'a [u8]>,
+        counters: WriteCounters<'_>,
+    ) {
+        for packet in packets {
+            self.coalescer.write(sink, packet, counters);
+        }
+    }
+
+    /// Cuts the UDP super-packet `packet` (see [`for_each_segment`]) and
+    /// hands each datagram to `translate` with the coalescer to write what
+    /// comes of it. False when the packet cannot be cut.
+    pub fn for_each_datagram(
+        &mut self,
+        packet: &[u8],
+        hdr: &VnetHdr,
+        mut translate: impl FnMut(&mut [u8], &mut UdpCoalescer),
+    ) -> bool {
+        let Self { coalescer, segment } = self;
+        for_each_segment(packet, hdr, segment, |datagram| {
+            translate(datagram, coalescer);
+        })
+    }
+}
+
 /// Cuts a UDP super-packet (`GSO_UDP_L4` with a partial checksum, `hdr` as
 /// read with it) into datagrams of `hdr.gso_size` payload bytes, each with
 /// its own lengths, full checksum and (IPv4) identification counted up from
