@@ -1113,19 +1113,26 @@ for start in range(0, count, 40):
     s.sendto(b"".join(body(q) for q in range(start, min(start + 40, count))), peer)
 "#;
 
-/// The other end of UDP_GSO_SERVER, over IPv6.
-const UDP_GSO_CLIENT: &str = r#"
+/// The other end of UDP_GSO_SERVER, over IPv6: sends the datagrams 40 at a
+/// time with UDP_SEGMENT (`segment`) or one by one as fast as it can
+/// (`single`), then waits for them all to come back.
+const UDP_COUNTED_CLIENT: &str = r#"
 import socket, struct, sys
 UDP_SEGMENT = 103
 addr, port, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+segment = sys.argv[5] == "segment"
 def body(seq):
     return struct.pack("!I", seq) + bytes((seq * 13 + i) % 256 for i in range(size - 4))
 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
 s.settimeout(10)
-s.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, size)
-for start in range(0, count, 40):
-    s.sendto(b"".join(body(q) for q in range(start, min(start + 40, count))), (addr, port))
+if segment:
+    s.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, size)
+    for start in range(0, count, 40):
+        s.sendto(b"".join(body(q) for q in range(start, min(start + 40, count))), (addr, port))
+else:
+    for seq in range(count):
+        s.sendto(body(seq), (addr, port))
 got, bad = set(), 0
 try:
     while len(got) < count:
@@ -1140,6 +1147,55 @@ except socket.timeout:
 print("back %d bad %d" % (len(got), bad), flush=True)
 "#;
 
+impl Topology {
+    /// `count` datagrams of `size` bytes from c6 to s4 and back (see
+    /// UDP_GSO_SERVER and UDP_COUNTED_CLIENT, `how` = `segment` or
+    /// `single`): what the server and the client say arrived, and the
+    /// non-zero sixgate counters for the failure messages.
+    fn udp_round_trip(
+        &self,
+        port: u16,
+        count: usize,
+        size: usize,
+        how: &str,
+    ) -> (String, String, String) {
+        let server = self.dir.write("gso_server.py", UDP_GSO_SERVER);
+        let client = self.dir.write("counted_client.py", UDP_COUNTED_CLIENT);
+        let slog = self.dir.path().join(format!("server-{port}.log"));
+        let (port, count, size) = (port.to_string(), count.to_string(), size.to_string());
+        let _server = spawn_logged(
+            &self.s4,
+            &[
+                "python3",
+                server.to_str().unwrap(),
+                S4,
+                &port,
+                &count,
+                &size,
+            ],
+            &slog,
+        );
+        wait_for_file_line(&slog, "listening", Duration::from_secs(10));
+        let back = self.c6.exec(&[
+            "python3",
+            client.to_str().unwrap(),
+            S4_V6,
+            &port,
+            &count,
+            &size,
+            how,
+        ]);
+        let received = wait_for_file_line(&slog, "received", Duration::from_secs(15));
+        let counters = self
+            .metrics()
+            .lines()
+            .filter(|l| l.starts_with("sixgate_nat64_") && !l.ends_with(" 0"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        (received, back, counters)
+    }
+}
+
 #[test]
 fn udp_super_packets_are_cut_translated_and_joined_again_both_ways() {
     if !common::have_root("udp_super_packets_are_cut_translated_and_joined_again_both_ways") {
@@ -1147,45 +1203,15 @@ fn udp_super_packets_are_cut_translated_and_joined_again_both_ways() {
     }
     let t = Topology::start("u", &format!("\"{POOL4}\""), "offload = true", true);
     t.checksums_on_the_wire();
-    let server = t.dir.write("gso_server.py", UDP_GSO_SERVER);
-    let client = t.dir.write("gso_client.py", UDP_GSO_CLIENT);
-    let slog = t.dir.path().join("server.log");
-    let _server = spawn_logged(
-        &t.s4,
-        &[
-            "python3",
-            server.to_str().unwrap(),
-            S4,
-            "9100",
-            "200",
-            "200",
-        ],
-        &slog,
-    );
-    wait_for_file_line(&slog, "listening", Duration::from_secs(10));
     // Senders on both ends hand their kernels 40 datagrams at a time
     // (UDP_SEGMENT): the super-packets reach the TUN device whole, sixgate
     // cuts each into datagrams, translates them and joins them again.
-    let out = t.c6.exec(&[
-        "python3",
-        client.to_str().unwrap(),
-        S4_V6,
-        "9100",
-        "200",
-        "200",
-    ]);
-    let server_log = wait_for_file_line(&slog, "received", Duration::from_secs(15));
-    let counters = t
-        .metrics()
-        .lines()
-        .filter(|l| l.starts_with("sixgate_nat64_") && !l.ends_with(" 0"))
-        .collect::<Vec<_>>()
-        .join("\n");
+    let (received, back, counters) = t.udp_round_trip(9100, 200, 200, "segment");
     assert!(
-        server_log.contains("received 200 bad 0"),
-        "{server_log}\n{counters}"
+        received.contains("received 200 bad 0"),
+        "{received}\n{counters}"
     );
-    assert_eq!(out.trim(), "back 200 bad 0", "{counters}");
+    assert_eq!(back.trim(), "back 200 bad 0", "{counters}");
     // Both directions were read as super-packets (10 sends in all) and
     // written as super-packets.
     assert!(
@@ -1203,32 +1229,6 @@ fn udp_super_packets_are_cut_translated_and_joined_again_both_ways() {
     assert_eq!(t.metric("sixgate_nat64_tun_errors_total{op=\"write\"}"), 0);
 }
 
-/// Sends `count` datagrams one by one, as fast as it can, and then waits
-/// for as many answers.
-const UDP_BURST_CLIENT: &str = r#"
-import socket, struct, sys
-addr, port, count, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-def body(seq):
-    return struct.pack("!I", seq) + bytes((seq * 13 + i) % 256 for i in range(size - 4))
-s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-s.settimeout(10)
-for seq in range(count):
-    s.sendto(body(seq), (addr, port))
-got, bad = set(), 0
-try:
-    while len(got) < count:
-        d = s.recv(65535)
-        seq = struct.unpack("!I", d[:4])[0]
-        if d == body(seq):
-            got.add(seq)
-        else:
-            bad += 1
-except socket.timeout:
-    pass
-print("back %d bad %d" % (len(got), bad), flush=True)
-"#;
-
 #[test]
 fn a_burst_of_single_datagrams_all_arrive_intact() {
     if !common::have_root("a_burst_of_single_datagrams_all_arrive_intact") {
@@ -1236,32 +1236,11 @@ fn a_burst_of_single_datagrams_all_arrive_intact() {
     }
     let t = Topology::start("b", &format!("\"{POOL4}\""), "offload = true", true);
     t.checksums_on_the_wire();
-    let server = t.dir.write("gso_server.py", UDP_GSO_SERVER);
-    let client = t.dir.write("burst_client.py", UDP_BURST_CLIENT);
-    let slog = t.dir.path().join("server.log");
-    let _server = spawn_logged(
-        &t.s4,
-        &[
-            "python3",
-            server.to_str().unwrap(),
-            S4,
-            "9200",
-            "300",
-            "120",
-        ],
-        &slog,
+    let (received, back, counters) = t.udp_round_trip(9200, 300, 120, "single");
+    assert!(
+        received.contains("received 300 bad 0"),
+        "{received}\n{counters}"
     );
-    wait_for_file_line(&slog, "listening", Duration::from_secs(10));
-    let out = t.c6.exec(&[
-        "python3",
-        client.to_str().unwrap(),
-        S4_V6,
-        "9200",
-        "300",
-        "120",
-    ]);
-    let server_log = wait_for_file_line(&slog, "received", Duration::from_secs(15));
-    assert!(server_log.contains("received 300 bad 0"), "{server_log}");
-    assert_eq!(out.trim(), "back 300 bad 0");
+    assert_eq!(back.trim(), "back 300 bad 0", "{counters}");
     assert_eq!(t.metric("sixgate_nat64_tun_errors_total{op=\"write\"}"), 0);
 }
