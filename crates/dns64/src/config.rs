@@ -8,7 +8,7 @@ use serde::Deserialize;
 use sixgate_xlat::prefix64::WELL_KNOWN;
 use sixgate_xlat::Prefix64;
 
-use crate::net::IpNet;
+use crate::net::{self, Prefix};
 use crate::synth::{AaaaMode, Policy};
 
 /// The `[dns64]` section.
@@ -35,13 +35,13 @@ pub struct Config {
     pub exempt: Vec<Zone>,
     /// AAAA records in these ranges are treated as absent.
     #[serde(default = "defaults::exclude")]
-    pub exclude: Vec<IpNet>,
+    pub exclude: Vec<Prefix>,
     /// IPv4 ranges that may be synthesized; empty: all.
     #[serde(default)]
-    pub mapped: Vec<IpNet>,
+    pub mapped: Vec<Prefix>,
     /// Clients allowed to query; the others get REFUSED.
     #[serde(default = "defaults::allow")]
-    pub allow: Vec<IpNet>,
+    pub allow: Vec<Prefix>,
     /// Time to wait for one forwarder's answer, in milliseconds.
     #[serde(default = "defaults::upstream_timeout_ms")]
     pub upstream_timeout_ms: u64,
@@ -88,7 +88,7 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientPrefix {
-    pub clients: Vec<IpNet>,
+    pub clients: Vec<Prefix>,
     pub prefix: Prefix64,
 }
 
@@ -118,10 +118,10 @@ mod defaults {
     pub fn prefix() -> Prefix64 {
         WELL_KNOWN
     }
-    pub fn exclude() -> Vec<IpNet> {
+    pub fn exclude() -> Vec<Prefix> {
         vec!["::ffff:0:0/96".parse().expect("constant")]
     }
-    pub fn allow() -> Vec<IpNet> {
+    pub fn allow() -> Vec<Prefix> {
         [
             "127.0.0.0/8",
             "::1/128",
@@ -264,7 +264,7 @@ impl Config {
     /// The prefix for a client and its index (0: the default prefix).
     pub fn prefix_for(&self, client: IpAddr) -> (u8, &Prefix64) {
         for (i, entry) in self.client_prefixes.iter().enumerate() {
-            if entry.clients.iter().any(|n| n.contains(client)) {
+            if net::client_in(&entry.clients, client) {
                 return (u8::try_from(i + 1).unwrap_or(u8::MAX), &entry.prefix);
             }
         }
@@ -359,7 +359,7 @@ mod tests {
     #[test]
     fn defaults_are_not_an_open_resolver() {
         let c = Config::default();
-        let allowed = |a: &str| c.allow.iter().any(|n| n.contains(a.parse().unwrap()));
+        let allowed = |a: &str| net::client_in(&c.allow, a.parse().unwrap());
         assert!(
             allowed("127.0.0.1") && allowed("::1") && allowed("fd12::1") && allowed("192.168.1.1")
         );

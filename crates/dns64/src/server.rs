@@ -320,7 +320,7 @@ impl Server {
             }
         };
         let state = self.state();
-        if !state.config.allow.iter().any(|n| n.contains(peer)) {
+        if !crate::net::client_in(&state.config.allow, peer) {
             return self.error_reply(&query, ResponseCode::Refused, limit);
         }
         let (prefix_index, _) = state.config.prefix_for(peer);

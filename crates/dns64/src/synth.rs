@@ -5,14 +5,14 @@
 //! query at the same time), and hands the answers to [`synthesize`] or
 //! [`ptr_alias`], which say what the client gets.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME, SOA};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use sixgate_xlat::Prefix64;
 
-use crate::net::IpNet;
+use crate::net::Prefix;
 
 /// Which AAAA records a client gets for a name that has real ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
@@ -31,9 +31,9 @@ pub enum AaaaMode {
 pub struct Policy {
     pub mode: AaaaMode,
     /// RFC 6147 §5.1.4: AAAA records in these ranges are treated as absent.
-    pub exclude: Vec<IpNet>,
+    pub exclude: Vec<Prefix>,
     /// Only these IPv4 addresses are synthesized (empty: all), like BIND's `mapped`.
-    pub mapped: Vec<IpNet>,
+    pub mapped: Vec<Prefix>,
     /// Names at or under these zones are forwarded untouched.
     pub exempt: Vec<Name>,
     /// TTL of the locally answered `ipv4only.arpa` records.
@@ -44,7 +44,10 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             mode: AaaaMode::PreferNative,
-            exclude: vec![IpNet::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96)],
+            exclude: vec![Prefix::of(
+                IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0)),
+                96,
+            )],
             mapped: Vec::new(),
             exempt: Vec::new(),
             ipv4only_ttl: IPV4ONLY_TTL,
@@ -282,14 +285,14 @@ pub fn negative_ttl(authorities: &[Record]) -> Option<u32> {
 /// Whether an IPv4 address may be synthesized under `prefix`:
 /// the `mapped` ranges, and RFC 6052 §3.1 under `64:ff9b::/96`.
 fn synthesizable(v4: Ipv4Addr, policy: &Policy, prefix: &Prefix64) -> Option<Ipv6Addr> {
-    if !policy.mapped.is_empty() && !policy.mapped.iter().any(|n| n.contains_v4_addr(v4)) {
+    if !policy.mapped.is_empty() && !policy.mapped.iter().any(|n| n.contains(IpAddr::V4(v4))) {
         return None;
     }
     prefix.embed(v4).ok()
 }
 
 fn excluded(v6: Ipv6Addr, policy: &Policy) -> bool {
-    policy.exclude.iter().any(|n| n.contains_v6_addr(v6))
+    policy.exclude.iter().any(|n| n.contains(IpAddr::V6(v6)))
 }
 
 /// RFC 6147 §5.1: the client's answer to an AAAA question, from the upstream

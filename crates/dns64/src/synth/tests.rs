@@ -924,7 +924,7 @@ proptest! {
         let prefix = if wkp { WELL_KNOWN } else { nsp() };
         let p = Policy {
             mode: if all { AaaaMode::SynthesizeAll } else { AaaaMode::PreferNative },
-            mapped: mapped.map(|m| vec![IpNet::new(std::net::IpAddr::V4(Ipv4Addr::from(u32::from(m) & 0xff00_0000)), 8).unwrap()]).unwrap_or_default(),
+            mapped: mapped.map(|m| vec![Prefix::of(std::net::IpAddr::V4(m), 8)]).unwrap_or_default(),
             ..policy()
         };
         let out = synthesize(&aaaa_side, &a_side, &p, &prefix);
@@ -946,7 +946,7 @@ proptest! {
                     let (_, a_ttl) = a_records.iter().find(|(x, _)| *x == v4).copied().expect("from an A record");
                     prop_assert!(record.ttl <= a_ttl && record.ttl <= 100_000);
                     if wkp { prop_assert!(sixgate_xlat::prefix64::is_global_v4(v4)); }
-                    if let Some(net) = p.mapped.first() { prop_assert!(net.contains_v4_addr(v4)); }
+                    if let Some(net) = p.mapped.first() { prop_assert!(net.contains(std::net::IpAddr::V4(v4))); }
                 }
             }
         }
