@@ -171,7 +171,7 @@ async fn serve<'t>(
         } else {
             cfg.source_prefix_len_v6
         };
-        let key = Prefix::of(source.ip(), len);
+        let key = prefix::source_of(source.ip(), len);
         if !shared
             .sources()
             .acquire(key, cfg.max_connections_per_source)
