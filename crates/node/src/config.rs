@@ -419,10 +419,7 @@ impl Config {
         }
         let mut exempt = e.cluster_prefixes.clone();
         for p in &e.pod_prefixes {
-            if !exempt
-                .iter()
-                .any(|c| c.contains(p.addr()) && c.prefix_len() <= p.prefix_len())
-            {
+            if !exempt.iter().any(|c| c.contains_prefix(p)) {
                 exempt.push(*p);
             }
         }
