@@ -6,7 +6,7 @@ use std::net::Ipv6Addr;
 
 use crate::lock::{ClusterAlloc, GatewayAlloc, Lock, NodeAlloc};
 use crate::model::{Cluster, Nat64Mode, Plan, Stack, FIRST_HOST, WELL_KNOWN_NAT64};
-use crate::prefix::{Family, Prefix};
+use crate::prefix::{self, Family, Numbers as _, Prefix};
 use crate::space::{block_len_for, exhausted, first_free};
 use crate::Invalid;
 
@@ -84,7 +84,7 @@ fn keep(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
         let pods_len = c
             .nodes
             .values()
-            .map(|n| n.pods.len())
+            .map(|n| n.pods.prefix_len())
             .next()
             .unwrap_or(plan.sizes.pods_per_node);
         if pods_len != plan.sizes.pods_per_node {
@@ -97,7 +97,7 @@ fn keep(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
             ));
         }
         let needed = block_len_for(cluster.max_nodes, plan.sizes.pods_per_node).unwrap_or(0);
-        if needed < c.pods.len() {
+        if needed < c.pods.prefix_len() {
             return Err(Invalid::new(
                 format!("{key}.max_nodes"),
                 format!(
@@ -113,7 +113,12 @@ fn keep(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
         c.nodes.retain(|n, _| cluster.nodes.contains(n));
         c.gateways.retain(|g, _| cluster.gateways.contains(g));
         for (g, gw) in &c.gateways {
-            if !plan.nat64.pool4.iter().any(|p| p.contains(&gw.pool4)) {
+            if !plan
+                .nat64
+                .pool4
+                .iter()
+                .any(|p| p.contains_prefix(&gw.pool4))
+            {
                 return Err(Invalid::new(
                     "nat64.pool4",
                     format!(
@@ -127,7 +132,7 @@ fn keep(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
         match plan.nat64.mode {
             Nat64Mode::WellKnown => c.nat64 = wk,
             Nat64Mode::PerCluster if c.nat64 == wk => {
-                c.nat64 = Prefix::containing(Family::V6, 0, 0)
+                c.nat64 = prefix::containing(Family::V6, 0, 0)
             }
             Nat64Mode::PerCluster => {}
         }
@@ -143,7 +148,7 @@ fn keep(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
                     ("ipv4.services", &plan.ipv4.services, c.ipv4_services),
                 ] {
                     if let Some(p) = held {
-                        if !pools.iter().any(|pool| pool.contains(&p)) {
+                        if !pools.iter().any(|pool| pool.contains_prefix(&p)) {
                             return Err(Invalid::new(
                                 what,
                                 format!("cluster `{}` holds {p} (lock file), which no {what} block contains any more", cluster.name),
@@ -168,7 +173,7 @@ fn keep(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
     let unset: Vec<String> = lock
         .clusters
         .iter()
-        .filter(|(_, c)| c.nat64.len() == 0)
+        .filter(|(_, c)| c.nat64.prefix_len() == 0)
         .map(|(n, _)| n.clone())
         .collect();
     for name in unset {
@@ -178,7 +183,7 @@ fn keep(plan: &Plan, previous: &Lock) -> Result<Lock, Invalid> {
         }
     }
     for (name, site) in &lock.sites {
-        if !plan.prefixes.iter().any(|p| p.contains(site)) {
+        if !plan.prefixes.iter().any(|p| p.contains_prefix(site)) {
             return Err(Invalid::new(
                 "prefixes",
                 format!("site `{name}` holds {site} (lock file), which no organisation prefix contains any more"),
@@ -197,9 +202,9 @@ fn check_external(plan: &Plan, lock: &Lock) -> Result<(), Invalid> {
         let clash = held
             .iter()
             .filter(|(k, p)| {
-                p.overlaps(&e.prefix) && !(k.starts_with("sites.") && p.contains(&e.prefix))
+                p.overlaps(&e.prefix) && !(k.starts_with("sites.") && p.contains_prefix(&e.prefix))
             })
-            .min_by_key(|(_, p)| p.len());
+            .min_by_key(|(_, p)| p.prefix_len());
         if let Some((k, p)) = clash {
             return Err(Invalid::new(
                 format!("external[{i}].prefix"),
@@ -225,7 +230,7 @@ fn new_cluster(plan: &Plan, lock: &mut Lock, cluster: &Cluster) -> Result<Cluste
     let key = &cluster.key;
     let (block, fixed) = if let Some(p) = cluster.prefix {
         for (k, held) in lock.all_blocks() {
-            let own_site = k == format!("sites.{}", cluster.site) && held.contains(&p);
+            let own_site = k == format!("sites.{}", cluster.site) && held.contains_prefix(&p);
             if held.overlaps(&p) && !own_site {
                 return Err(Invalid::new(
                     format!("{key}.prefix"),
@@ -259,7 +264,7 @@ fn new_cluster(plan: &Plan, lock: &mut Lock, cluster: &Cluster) -> Result<Cluste
         pods,
         uplink,
         services,
-        nat64: Prefix::containing(Family::V6, 0, 0),
+        nat64: prefix::containing(Family::V6, 0, 0),
         ipv4_pods: None,
         ipv4_services: None,
         nodes: BTreeMap::new(),
@@ -301,7 +306,7 @@ fn layout(
     let try_layout = |pods_len: u8| -> Option<(Prefix, Prefix, Prefix)> {
         let pods = first_free(block, pods_len, &[])?;
         let uplink = first_free(block, plan.sizes.uplink, &[pods])?;
-        let slot = first_free(block, SERVICE_SLOT.max(block.len()), &[pods, uplink])?;
+        let slot = first_free(block, SERVICE_SLOT.max(block.prefix_len()), &[pods, uplink])?;
         let services = slot.subnet(plan.sizes.services, 0)?;
         Some((pods, uplink, services))
     };
@@ -309,7 +314,7 @@ fn layout(
     if let Some(found) = try_layout(pods_len) {
         return Ok(found);
     }
-    let fits = (0..=plan.sizes.pods_per_node.saturating_sub(block.len()))
+    let fits = (0..=plan.sizes.pods_per_node.saturating_sub(block.prefix_len()))
         .rev()
         .find(|bits| try_layout(plan.sizes.pods_per_node - bits).is_some());
     let what = match fits {
@@ -325,7 +330,7 @@ fn layout(
             "{} nodes need a /{pods_len} of pod prefixes (a /{} each, rounded up to a power of two), which does not fit in the /{} cluster block {block} beside a /{} uplink and a /64 for services; {what}: lower max_nodes, or give the cluster a larger block (sizes.cluster or clusters[].prefix)",
             cluster.max_nodes,
             plan.sizes.pods_per_node,
-            block.len(),
+            block.prefix_len(),
             plan.sizes.uplink
         ),
     ))
@@ -339,7 +344,7 @@ fn new_nat64(plan: &Plan, lock: &Lock, name: &str) -> Result<Prefix, Invalid> {
             let used: Vec<Prefix> = lock
                 .clusters
                 .iter()
-                .filter(|(n, c)| n.as_str() != name && c.nat64.len() == 96)
+                .filter(|(n, c)| n.as_str() != name && c.nat64.prefix_len() == 96)
                 .map(|(_, c)| c.nat64)
                 .collect();
             first_free(&parent, 96, &used).ok_or_else(|| {

@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use sixgate_xlat::prefix64::Prefix64;
 
-use crate::prefix::{Family, Prefix};
+use crate::prefix::{Family, Numbers as _, Prefix};
 use crate::Invalid;
 
 /// RFC 6052 §2.2: which bits of the IPv6 address hold what, for the
@@ -83,7 +83,7 @@ const fn reserved_iid(iid: u64) -> bool {
 /// identifier is a fixed bijective mix of the IPv4 address, the same on
 /// every run and every machine, never a reserved identifier.
 pub fn hashed_host(net: &Prefix, v4: Ipv4Addr) -> Result<Ipv6Addr, Invalid> {
-    if net.family() != Family::V6 || net.len() != 64 {
+    if net.family() != Family::V6 || net.prefix_len() != 64 {
         return Err(Invalid::new(
             "prefix",
             format!("{net} is not an IPv6 /64: a derived host address needs the 64 bits of an interface identifier"),
@@ -139,7 +139,7 @@ mod tests {
         // The SplitMix64 finaliser of 0x73697867_0a010203, computed apart
         // (Python, arbitrary precision) from this code.
         assert_eq!(a.to_string(), "2001:db8:0:1:8d17:2f47:dff3:c044");
-        assert!(net.contains(&Prefix::containing(Family::V6, u128::from(a), 128)));
+        assert!(net.contains_prefix(&crate::prefix::containing(Family::V6, u128::from(a), 128)));
         assert_ne!(a, hashed_host(&net, Ipv4Addr::new(10, 1, 2, 4)).unwrap());
     }
 

@@ -10,7 +10,7 @@ use std::net::Ipv6Addr;
 use serde::Deserialize;
 
 use crate::model::{check_label, check_node_name, parse_toml, LOCAL_USE_NAT64, WELL_KNOWN_NAT64};
-use crate::prefix::{Family, Prefix};
+use crate::prefix::{self, Family, Numbers as _, Prefix};
 use crate::Invalid;
 
 /// The lock file format version this code reads and writes.
@@ -105,11 +105,11 @@ struct RawGateway {
 }
 
 fn v6(key: &str, text: &str) -> Result<Prefix, Invalid> {
-    Prefix::parse_family(text, Family::V6).map_err(|e| Invalid::new(key, e))
+    prefix::parse_family(text, Family::V6).map_err(|e| Invalid::new(key, e))
 }
 
 fn v4(key: &str, text: &str) -> Result<Prefix, Invalid> {
-    Prefix::parse_family(text, Family::V4).map_err(|e| Invalid::new(key, e))
+    prefix::parse_family(text, Family::V4).map_err(|e| Invalid::new(key, e))
 }
 
 fn addr(key: &str, text: &str) -> Result<Ipv6Addr, Invalid> {
@@ -118,7 +118,7 @@ fn addr(key: &str, text: &str) -> Result<Ipv6Addr, Invalid> {
 }
 
 fn inside(key: &str, child: &Prefix, parent_key: &str, parent: &Prefix) -> Result<(), Invalid> {
-    if parent.contains(child) {
+    if parent.contains_prefix(child) {
         Ok(())
     } else {
         Err(Invalid::new(
@@ -131,7 +131,7 @@ fn inside(key: &str, child: &Prefix, parent_key: &str, parent: &Prefix) -> Resul
 /// Refuses any two overlapping entries of `entries` (key, prefix).
 fn disjoint(entries: &[(String, Prefix)]) -> Result<(), Invalid> {
     let mut sorted: Vec<&(String, Prefix)> = entries.iter().collect();
-    sorted.sort_by_key(|(_, p)| (p.family(), p.start(), p.len()));
+    sorted.sort_by_key(|(_, p)| (p.family(), p.start(), p.prefix_len()));
     for pair in sorted.windows(2) {
         let ((ka, a), (kb, b)) = (pair[0], pair[1]);
         if a.overlaps(b) || a.last() >= b.start() && a.family() == b.family() {
@@ -236,7 +236,7 @@ impl Lock {
             let site = self.sites.get(&c.site);
             match (site, c.fixed) {
                 // A fixed block may lie inside its own site's block.
-                (Some(site), _) if site.contains(&c.block) => {}
+                (Some(site), _) if site.contains_prefix(&c.block) => {}
                 (Some(site), false) => inside(
                     &format!("{key}.block"),
                     &c.block,
@@ -296,7 +296,7 @@ impl Lock {
                     "the local-use NAT64 block",
                     &local,
                 )?;
-                if c.nat64.len() != 96 {
+                if c.nat64.prefix_len() != 96 {
                     return Err(Invalid::new(
                         format!("{key}.nat64"),
                         format!("{} is not a /96", c.nat64),
@@ -424,7 +424,7 @@ impl Lock {
 /// An address as a /128.
 #[must_use]
 pub fn host(addr: Ipv6Addr) -> Prefix {
-    Prefix::containing(Family::V6, u128::from(addr), 128)
+    prefix::containing(Family::V6, u128::from(addr), 128)
 }
 
 /// A TOML key, quoted unless it is bare-safe.

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use serde::Deserialize;
 
-use crate::prefix::{Family, Prefix};
+use crate::prefix::{self, Family, Numbers as _, Prefix};
 use crate::Invalid;
 
 /// The well-known NAT64 prefix (RFC 6052 §2.1).
@@ -328,7 +328,7 @@ pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T
 }
 
 fn prefix(key: &str, text: &str, family: Family) -> Result<Prefix, Invalid> {
-    Prefix::parse_family(text, family).map_err(|e| Invalid::new(key, e))
+    prefix::parse_family(text, family).map_err(|e| Invalid::new(key, e))
 }
 
 fn prefix_list(key: &str, texts: &[String], family: Family) -> Result<Vec<Prefix>, Invalid> {
@@ -496,24 +496,24 @@ impl Plan {
         let prefixes = prefix_list("prefixes", &raw.prefixes, Family::V6)?;
         for (i, p) in prefixes.iter().enumerate() {
             let key = format!("prefixes[{i}]");
-            if p.len() > sizes.cluster {
+            if p.prefix_len() > sizes.cluster {
                 return Err(Invalid::new(
                     key,
                     format!(
                         "{p} cannot hold /{} cluster blocks (sizes.cluster): a /{} holds only blocks of /{} or longer",
                         sizes.cluster,
-                        p.len(),
-                        p.len()
+                        p.prefix_len(),
+                        p.prefix_len()
                     ),
                 ));
             }
-            if p.len() > sizes.site {
+            if p.prefix_len() > sizes.site {
                 return Err(Invalid::new(
                     key,
                     format!(
                         "{p} cannot hold /{} site blocks (sizes.site): set sizes.site to /{} or longer",
                         sizes.site,
-                        p.len()
+                        p.prefix_len()
                     ),
                 ));
             }
@@ -597,9 +597,7 @@ impl Plan {
                     format!("`{}` is named twice", e.name),
                 ));
             }
-            let p: Prefix = e
-                .prefix
-                .parse()
+            let p = prefix::parse(&e.prefix)
                 .map_err(|err| Invalid::new(format!("{key}.prefix"), err))?;
             external.push(External {
                 name: e.name.clone(),
@@ -617,7 +615,11 @@ impl Plan {
                 ("ipv4.pods", &ipv4.pods),
                 ("ipv4.services", &ipv4.services),
             ] {
-                if let Some((j, q)) = list.iter().enumerate().find(|(_, q)| e.prefix.contains(q)) {
+                if let Some((j, q)) = list
+                    .iter()
+                    .enumerate()
+                    .find(|(_, q)| e.prefix.contains_prefix(q))
+                {
                     return Err(Invalid::new(
                         key,
                         format!("{} ({}) covers all of {what}[{j}] = {q}: nothing would be left to plan there", e.prefix, e.name),
@@ -759,7 +761,7 @@ impl Plan {
             let fixed = match &c.prefix {
                 Some(t) => {
                     let p = prefix(&format!("{key}.prefix"), t, Family::V6)?;
-                    if p.len() >= sizes.uplink {
+                    if p.prefix_len() >= sizes.uplink {
                         return Err(Invalid::new(
                             format!("{key}.prefix"),
                             format!("{p} is too small for a cluster: it must hold pods, a /{} uplink and a service /64", sizes.uplink),
@@ -828,7 +830,7 @@ impl Plan {
         };
         // Both constants are valid prefixes (see the tests).
         text.parse()
-            .unwrap_or_else(|_| Prefix::containing(Family::V6, 0, 128))
+            .unwrap_or_else(|_| prefix::containing(Family::V6, 0, 128))
     }
 }
 

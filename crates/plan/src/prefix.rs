@@ -1,250 +1,131 @@
-//! IP prefixes (`2001:db8::/56`, `192.0.2.0/28`) as plain numbers, so that
-//! containment, overlap and "the next free aligned block" are arithmetic.
+//! IP prefixes (`2001:db8::/56`, `192.0.2.0/28`): the shared
+//! [`sixgate_net::Prefix`], plus what only the planner needs: its addresses as
+//! plain numbers, so that "the next free aligned block" and sub-prefix
+//! splitting are arithmetic, and its stricter reading of config text (a length
+//! is required, and the family is checked).
+//!
+//! The number of an IPv4 address is kept in the low 32 bits.
 
-use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
-use std::str::FromStr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// The address family of a prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Family {
-    V4,
-    V6,
-}
+pub use sixgate_net::{Family, Prefix};
 
-impl Family {
-    /// Address width in bits.
-    #[must_use]
-    pub const fn bits(self) -> u8 {
-        match self {
-            Family::V4 => 32,
-            Family::V6 => 128,
-        }
-    }
-}
-
-/// A network prefix: the address has no bits set past `len`.
-///
-/// The address of an IPv4 prefix is kept in the low 32 bits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Prefix {
-    family: Family,
-    addr: u128,
-    len: u8,
-}
-
-/// Why a prefix could not be parsed.
+/// Why a prefix from the plan or the lock was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PrefixError {
     #[error("`{0}` is not a prefix: expected ADDRESS/LENGTH, for example 2001:db8::/48")]
     NoLength(String),
-    #[error("`{0}` is not an IPv4 or IPv6 address")]
-    BadAddress(String),
-    #[error("`{0}` is not a prefix length")]
-    BadLength(String),
-    #[error("prefix length /{len} is longer than the {bits} bits of the address")]
-    TooLong { len: u8, bits: u8 },
-    #[error("`{text}` has host bits set past /{len}: did you mean {fixed}?")]
-    HostBits {
-        text: String,
-        len: u8,
-        fixed: Prefix,
-    },
+    #[error(transparent)]
+    Syntax(#[from] sixgate_net::PrefixError),
     #[error("`{text}` is an {got} prefix, {want} is needed here")]
     WrongFamily {
         text: String,
-        got: &'static str,
-        want: &'static str,
+        got: Family,
+        want: Family,
     },
 }
 
-impl Prefix {
-    /// A prefix from an address and length; host bits must be clear.
-    pub fn new(family: Family, addr: u128, len: u8) -> Result<Self, PrefixError> {
-        let bits = family.bits();
-        if len > bits {
-            return Err(PrefixError::TooLong { len, bits });
-        }
-        let fixed = Self {
-            family,
-            addr: addr & mask(family, len),
-            len,
-        };
-        if fixed.addr != addr {
-            return Err(PrefixError::HostBits {
-                text: Self {
-                    family,
-                    addr,
-                    len: bits,
-                }
-                .addr_string(),
-                len,
-                fixed,
-            });
-        }
-        Ok(fixed)
+/// Parses `ADDRESS/LENGTH`: unlike the other parts' config values, the plan
+/// never reads a bare address as a host prefix.
+pub fn parse(text: &str) -> Result<Prefix, PrefixError> {
+    let text = text.trim();
+    if !text.contains('/') {
+        return Err(PrefixError::NoLength(text.to_owned()));
     }
+    Ok(text.parse()?)
+}
 
-    /// The prefix of `len` bits that contains `addr` (host bits cleared).
-    #[must_use]
-    pub fn containing(family: Family, addr: u128, len: u8) -> Self {
-        let len = len.min(family.bits());
-        Self {
-            family,
-            addr: addr & mask(family, len),
-            len,
-        }
-    }
-
-    /// Parses `text` and requires `family`.
-    pub fn parse_family(text: &str, family: Family) -> Result<Self, PrefixError> {
-        let prefix: Prefix = text.parse()?;
-        if prefix.family == family {
-            Ok(prefix)
-        } else {
-            Err(PrefixError::WrongFamily {
-                text: text.to_owned(),
-                got: family_name(prefix.family),
-                want: family_name(family),
-            })
-        }
-    }
-
-    #[must_use]
-    pub const fn family(&self) -> Family {
-        self.family
-    }
-
-    /// The prefix length in bits (not a count of items: there is no
-    /// empty prefix, so no `is_empty`).
-    #[must_use]
-    #[allow(clippy::len_without_is_empty)]
-    pub const fn len(&self) -> u8 {
-        self.len
-    }
-
-    /// The first address, as a number.
-    #[must_use]
-    pub const fn start(&self) -> u128 {
-        self.addr
-    }
-
-    /// The last address, as a number.
-    #[must_use]
-    pub fn last(&self) -> u128 {
-        self.addr | !mask(self.family, self.len) & all_ones(self.family)
-    }
-
-    /// Number of addresses, saturated at `u128::MAX` for `::/0`.
-    #[must_use]
-    pub fn size(&self) -> u128 {
-        let host = u32::from(self.family.bits() - self.len);
-        1u128.checked_shl(host).unwrap_or(u128::MAX)
-    }
-
-    /// Whether `other` lies wholly inside `self`.
-    #[must_use]
-    pub fn contains(&self, other: &Prefix) -> bool {
-        self.family == other.family
-            && self.len <= other.len
-            && other.addr & mask(self.family, self.len) == self.addr
-    }
-
-    /// Whether the two prefixes share any address.
-    #[must_use]
-    pub fn overlaps(&self, other: &Prefix) -> bool {
-        self.contains(other) || other.contains(self)
-    }
-
-    /// The address at `offset` from the start, if it is inside the prefix.
-    #[must_use]
-    pub fn nth(&self, offset: u128) -> Option<u128> {
-        (offset < self.size() || self.len == 0).then(|| self.addr + offset)
-    }
-
-    /// The `index`-th sub-prefix of length `len`, if there is one.
-    #[must_use]
-    pub fn subnet(&self, len: u8, index: u128) -> Option<Prefix> {
-        if len < self.len || len > self.family.bits() {
-            return None;
-        }
-        let count_bits = u32::from(len - self.len);
-        if count_bits < 128 && index >> count_bits != 0 {
-            return None;
-        }
-        let shift = u32::from(self.family.bits() - len);
-        let offset = index.checked_shl(shift)?;
-        Some(Self {
-            family: self.family,
-            addr: self.addr | offset,
-            len,
+/// Parses `text` (see [`parse`]) and requires `family`.
+pub fn parse_family(text: &str, family: Family) -> Result<Prefix, PrefixError> {
+    let prefix = parse(text)?;
+    if prefix.family() == family {
+        Ok(prefix)
+    } else {
+        Err(PrefixError::WrongFamily {
+            text: text.to_owned(),
+            got: prefix.family(),
+            want: family,
         })
     }
+}
 
-    /// The address part as text (`2001:db8::` or `192.0.2.0`).
-    #[must_use]
-    pub fn addr_string(&self) -> String {
-        address_string(self.family, self.addr)
+/// The address of `family` whose number is `addr`.
+#[must_use]
+pub fn address(family: Family, addr: u128) -> IpAddr {
+    match family {
+        // Only the low 32 bits are an IPv4 address (see the module doc).
+        Family::V4 => IpAddr::V4(Ipv4Addr::from(u32::try_from(addr).unwrap_or(u32::MAX))),
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(addr)),
     }
 }
 
 /// An address of `family` as text.
 #[must_use]
 pub fn address_string(family: Family, addr: u128) -> String {
-    match family {
-        // The value of an IPv4 prefix never exceeds 32 bits (see `Prefix`).
-        Family::V4 => Ipv4Addr::from(u32::try_from(addr).unwrap_or(u32::MAX)).to_string(),
-        Family::V6 => Ipv6Addr::from(addr).to_string(),
+    address(family, addr).to_string()
+}
+
+/// The number of an address.
+#[must_use]
+pub fn number(addr: IpAddr) -> u128 {
+    match addr {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
     }
 }
 
-const fn family_name(family: Family) -> &'static str {
-    match family {
-        Family::V4 => "IPv4",
-        Family::V6 => "IPv6",
-    }
+/// The prefix of `len` bits (cut to the family's width) that contains the
+/// address numbered `addr`; host bits are cleared.
+#[must_use]
+pub fn containing(family: Family, addr: u128, len: u8) -> Prefix {
+    Prefix::of(address(family, addr), len)
 }
 
-const fn all_ones(family: Family) -> u128 {
-    match family {
-        Family::V4 => 0xffff_ffff,
-        Family::V6 => u128::MAX,
-    }
+/// The planner's arithmetic on a prefix: its addresses as numbers.
+pub trait Numbers {
+    /// The first address, as a number.
+    fn start(&self) -> u128;
+    /// The last address, as a number.
+    fn last(&self) -> u128;
+    /// Number of addresses, saturated at `u128::MAX` for `::/0`.
+    fn size(&self) -> u128;
+    /// The address at `offset` from the start, if it is inside the prefix.
+    fn nth(&self, offset: u128) -> Option<u128>;
+    /// The `index`-th sub-prefix of length `len`, if there is one.
+    fn subnet(&self, len: u8, index: u128) -> Option<Prefix>;
 }
 
-fn mask(family: Family, len: u8) -> u128 {
-    let host = u32::from(family.bits().saturating_sub(len));
-    let ones = all_ones(family);
-    match ones.checked_shl(host) {
-        Some(m) => m & ones,
-        None => 0,
+impl Numbers for Prefix {
+    fn start(&self) -> u128 {
+        number(self.addr())
     }
-}
 
-impl fmt::Display for Prefix {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr_string(), self.len)
+    fn last(&self) -> u128 {
+        let host = u32::from(self.family().bits() - self.prefix_len());
+        let host_mask = 1u128.checked_shl(host).map_or(u128::MAX, |n| n - 1);
+        self.start() | host_mask
     }
-}
 
-impl FromStr for Prefix {
-    type Err = PrefixError;
+    fn size(&self) -> u128 {
+        let host = u32::from(self.family().bits() - self.prefix_len());
+        1u128.checked_shl(host).unwrap_or(u128::MAX)
+    }
 
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let text = text.trim();
-        let (addr, len) = text
-            .split_once('/')
-            .ok_or_else(|| PrefixError::NoLength(text.to_owned()))?;
-        let len: u8 = len
-            .parse()
-            .map_err(|_| PrefixError::BadLength(len.to_owned()))?;
-        if let Ok(v6) = addr.parse::<Ipv6Addr>() {
-            Self::new(Family::V6, u128::from(v6), len)
-        } else if let Ok(v4) = addr.parse::<Ipv4Addr>() {
-            Self::new(Family::V4, u128::from(u32::from(v4)), len)
-        } else {
-            Err(PrefixError::BadAddress(addr.to_owned()))
+    fn nth(&self, offset: u128) -> Option<u128> {
+        (offset < self.size() || self.prefix_len() == 0).then(|| self.start() + offset)
+    }
+
+    fn subnet(&self, len: u8, index: u128) -> Option<Prefix> {
+        let bits = self.family().bits();
+        if len < self.prefix_len() || len > bits {
+            return None;
         }
+        let count_bits = u32::from(len - self.prefix_len());
+        if count_bits < 128 && index >> count_bits != 0 {
+            return None;
+        }
+        let offset = index.checked_shl(u32::from(bits - len))?;
+        Some(containing(self.family(), self.start() | offset, len))
     }
 }
 
@@ -253,54 +134,78 @@ mod tests {
     use super::*;
 
     fn p(text: &str) -> Prefix {
-        text.parse().unwrap()
+        parse(text).unwrap()
     }
 
     #[test]
     fn parses_and_prints_both_families() {
         assert_eq!(p("2001:db8::/48").to_string(), "2001:db8::/48");
         assert_eq!(p("192.0.2.0/28").to_string(), "192.0.2.0/28");
+        assert_eq!(p(" 192.0.2.0/28 ").to_string(), "192.0.2.0/28");
         assert_eq!(p("::/0").size(), u128::MAX);
+        assert_eq!(p("10.0.0.0/8").size(), 1 << 24);
     }
 
     #[test]
     fn host_bits_are_refused_with_the_fix() {
-        let err = "2001:db8::1/64".parse::<Prefix>().unwrap_err();
+        let err = parse("2001:db8::1/64").unwrap_err();
         assert_eq!(
             err.to_string(),
             "`2001:db8::1` has host bits set past /64: did you mean 2001:db8::/64?"
         );
-        assert!("192.0.2.1/24".parse::<Prefix>().is_err());
+        assert!(parse("192.0.2.1/24").is_err());
     }
 
     #[test]
     fn malformed_text_is_refused() {
+        assert_eq!(
+            parse("2001:db8::").unwrap_err().to_string(),
+            "`2001:db8::` is not a prefix: expected ADDRESS/LENGTH, for example 2001:db8::/48"
+        );
         assert!(matches!(
-            "2001:db8::".parse::<Prefix>(),
-            Err(PrefixError::NoLength(_))
+            parse("2001:db8::/129"),
+            Err(PrefixError::Syntax(
+                sixgate_net::PrefixError::TooLong { .. }
+            ))
         ));
         assert!(matches!(
-            "2001:db8::/129".parse::<Prefix>(),
-            Err(PrefixError::TooLong { .. })
+            parse("2001:zz8::/48"),
+            Err(PrefixError::Syntax(sixgate_net::PrefixError::Address(_)))
         ));
         assert!(matches!(
-            "2001:zz8::/48".parse::<Prefix>(),
-            Err(PrefixError::BadAddress(_))
-        ));
-        assert!(matches!(
-            "10.0.0.0/x".parse::<Prefix>(),
-            Err(PrefixError::BadLength(_))
+            parse("10.0.0.0/x"),
+            Err(PrefixError::Syntax(sixgate_net::PrefixError::Length(_)))
         ));
     }
 
     #[test]
-    fn containment_and_overlap() {
-        let a = p("2001:db8::/48");
-        assert!(a.contains(&p("2001:db8:0:ff00::/56")));
-        assert!(!a.contains(&p("2001:db8:1::/56")));
-        assert!(a.overlaps(&p("2001:db8::/32")));
-        assert!(!a.overlaps(&p("10.0.0.0/8")));
-        assert_eq!(p("10.0.0.0/8").last(), u128::from(0x0aff_ffffu32));
+    fn the_family_is_checked_where_asked() {
+        assert_eq!(
+            parse_family("2001:db8::/64", Family::V4)
+                .unwrap_err()
+                .to_string(),
+            "`2001:db8::/64` is an IPv6 prefix, IPv4 is needed here"
+        );
+        assert_eq!(
+            parse_family("10.0.0.0/8", Family::V4).unwrap(),
+            p("10.0.0.0/8")
+        );
+    }
+
+    #[test]
+    fn numbers_of_a_prefix() {
+        let a = p("10.0.0.0/8");
+        assert_eq!(a.start(), u128::from(0x0a00_0000u32));
+        assert_eq!(a.last(), u128::from(0x0aff_ffffu32));
+        assert_eq!(p("0.0.0.0/0").last(), u128::from(u32::MAX));
+        assert_eq!(p("::/0").last(), u128::MAX);
+        assert_eq!(p("::1/128").last(), 1);
+        assert_eq!(a.nth(5), Some(a.start() + 5));
+        assert_eq!(a.nth(1 << 24), None);
+        assert_eq!(p("::/0").nth(u128::MAX), Some(u128::MAX));
+        assert_eq!(containing(Family::V4, 0x0a01_0203, 16), p("10.1.0.0/16"));
+        assert_eq!(containing(Family::V6, 7, 200), p("::7/128"));
+        assert_eq!(address_string(Family::V4, 0xc000_0201), "192.0.2.1");
     }
 
     #[test]
@@ -310,9 +215,14 @@ mod tests {
         assert_eq!(a.subnet(56, 255).unwrap(), p("2001:db8:0:ff00::/56"));
         assert!(a.subnet(56, 256).is_none());
         assert!(a.subnet(40, 0).is_none());
+        assert!(a.subnet(129, 0).is_none());
         assert_eq!(
             p("198.51.100.0/24").subnet(28, 1).unwrap(),
             p("198.51.100.16/28")
+        );
+        assert_eq!(
+            p("::/0").subnet(128, u128::MAX).unwrap(),
+            p("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128")
         );
     }
 }

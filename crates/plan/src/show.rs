@@ -62,7 +62,10 @@ fn percent(used: u128, total: u128) -> String {
 }
 
 fn count_inside(parent: &Prefix, children: impl Iterator<Item = Prefix>) -> u128 {
-    children.filter(|c| parent.contains(c)).map(|_| 1u128).sum()
+    children
+        .filter(|c| parent.contains_prefix(c))
+        .map(|_| 1u128)
+        .sum()
 }
 
 /// The table for `plan` as allocated in `lock`.
@@ -84,10 +87,14 @@ pub fn show(plan: &Plan, lock: &Lock) -> String {
                 percent(n, total)
             ),
         );
-        for e in plan.external.iter().filter(|e| org.contains(&e.prefix)) {
+        for e in plan
+            .external
+            .iter()
+            .filter(|e| org.contains_prefix(&e.prefix))
+        {
             t.row(1, e.prefix, format!("external {}", e.name), "reserved");
         }
-        for (site, block) in lock.sites.iter().filter(|(_, b)| org.contains(b)) {
+        for (site, block) in lock.sites.iter().filter(|(_, b)| org.contains_prefix(b)) {
             let n = count_inside(block, lock.clusters.values().map(|c| c.block));
             let total = capacity(block, plan.sizes.cluster);
             t.row(
@@ -104,7 +111,7 @@ pub fn show(plan: &Plan, lock: &Lock) -> String {
             for (name, _) in lock
                 .clusters
                 .iter()
-                .filter(|(_, c)| block.contains(&c.block))
+                .filter(|(_, c)| block.contains_prefix(&c.block))
             {
                 cluster_rows(&mut t, plan, lock, name, 2);
             }
@@ -113,7 +120,7 @@ pub fn show(plan: &Plan, lock: &Lock) -> String {
     let fixed: Vec<&String> = lock
         .clusters
         .iter()
-        .filter(|(_, c)| !lock.sites.values().any(|s| s.contains(&c.block)))
+        .filter(|(_, c)| !lock.sites.values().any(|s| s.contains_prefix(&c.block)))
         .map(|(n, _)| n)
         .collect();
     if !fixed.is_empty() {
@@ -130,7 +137,7 @@ pub fn show(plan: &Plan, lock: &Lock) -> String {
     for e in plan
         .external
         .iter()
-        .filter(|e| !plan.prefixes.iter().any(|p| p.contains(&e.prefix)))
+        .filter(|e| !plan.prefixes.iter().any(|p| p.contains_prefix(&e.prefix)))
     {
         t.row(
             0,
@@ -148,7 +155,7 @@ pub fn show(plan: &Plan, lock: &Lock) -> String {
                     .iter()
                     .map(move |(g, gw)| (c.clone(), g.clone(), gw.pool4))
             })
-            .filter(|(_, _, p)| pool.contains(p))
+            .filter(|(_, _, p)| pool.contains_prefix(p))
             .collect();
         let total = capacity(pool, plan.nat64.pool4_per_gateway);
         let n = u128::try_from(slices.len()).unwrap_or(u128::MAX);
@@ -188,7 +195,7 @@ pub fn show(plan: &Plan, lock: &Lock) -> String {
                     }
                     .map(|p| (c.clone(), p))
                 })
-                .filter(|(_, p)| pool.contains(p))
+                .filter(|(_, p)| pool.contains_prefix(p))
                 .collect();
             let total = capacity(pool, len);
             let n = u128::try_from(held.len()).unwrap_or(u128::MAX);
@@ -278,11 +285,12 @@ fn cluster_rows(t: &mut Table, plan: &Plan, lock: &Lock, name: &str, depth: usiz
         "services",
         format!("kube-dns {}", ctx.kube_dns()),
     );
-    let shared = if a.nat64.len() == 96 && plan.nat64.mode == crate::model::Nat64Mode::WellKnown {
-        "well-known, shared"
-    } else {
-        "this cluster's own (RFC 8215)"
-    };
+    let shared =
+        if a.nat64.prefix_len() == 96 && plan.nat64.mode == crate::model::Nat64Mode::WellKnown {
+            "well-known, shared"
+        } else {
+            "this cluster's own (RFC 8215)"
+        };
     t.row(depth + 1, a.nat64, "nat64", shared);
     if let (Some(p), Some(s)) = (a.ipv4_pods, a.ipv4_services) {
         t.row(depth + 1, p, "ipv4 pods", "");

@@ -1,6 +1,6 @@
 //! Finding free aligned blocks inside a prefix, and describing what is left.
 
-use crate::prefix::{Family, Prefix};
+use crate::prefix::{self, Family, Numbers as _, Prefix};
 
 /// Ranges `[start, last]` of `used` that fall inside `parent`, sorted.
 fn used_ranges(parent: &Prefix, used: &[Prefix]) -> Vec<(u128, u128)> {
@@ -52,10 +52,10 @@ fn align_up(x: u128, size: u128) -> Option<u128> {
 #[must_use]
 pub fn first_free(parent: &Prefix, len: u8, used: &[Prefix]) -> Option<Prefix> {
     let family = parent.family();
-    if len < parent.len() || len > family.bits() {
+    if len < parent.prefix_len() || len > family.bits() {
         return None;
     }
-    let size = Prefix::containing(family, 0, len).size();
+    let size = prefix::containing(family, 0, len).size();
     for (start, last) in gaps(parent, used) {
         let Some(candidate) = align_up(start, size) else {
             continue;
@@ -64,7 +64,7 @@ pub fn first_free(parent: &Prefix, len: u8, used: &[Prefix]) -> Option<Prefix> {
             .checked_add(size - 1)
             .is_some_and(|end| end <= last)
         {
-            return Some(Prefix::containing(family, candidate, len));
+            return Some(prefix::containing(family, candidate, len));
         }
     }
     None
@@ -76,11 +76,11 @@ pub fn largest_free(parent: &Prefix, used: &[Prefix]) -> Option<Prefix> {
     let family = parent.family();
     let mut best: Option<Prefix> = None;
     for (start, last) in gaps(parent, used) {
-        for len in parent.len()..=family.bits() {
-            if best.is_some_and(|b| b.len() <= len) {
+        for len in parent.prefix_len()..=family.bits() {
+            if best.is_some_and(|b| b.prefix_len() <= len) {
                 break;
             }
-            let size = Prefix::containing(family, 0, len).size();
+            let size = prefix::containing(family, 0, len).size();
             let Some(candidate) = align_up(start, size) else {
                 continue;
             };
@@ -88,7 +88,7 @@ pub fn largest_free(parent: &Prefix, used: &[Prefix]) -> Option<Prefix> {
                 .checked_add(size - 1)
                 .is_some_and(|end| end <= last)
             {
-                best = Some(Prefix::containing(family, candidate, len));
+                best = Some(prefix::containing(family, candidate, len));
                 break;
             }
         }
@@ -99,11 +99,11 @@ pub fn largest_free(parent: &Prefix, used: &[Prefix]) -> Option<Prefix> {
 /// How many blocks of length `len` fit in `parent`, saturated.
 #[must_use]
 pub fn capacity(parent: &Prefix, len: u8) -> u128 {
-    if len < parent.len() {
+    if len < parent.prefix_len() {
         return 0;
     }
     1u128
-        .checked_shl(u32::from(len - parent.len()))
+        .checked_shl(u32::from(len - parent.prefix_len()))
         .unwrap_or(u128::MAX)
 }
 
@@ -111,7 +111,7 @@ pub fn capacity(parent: &Prefix, len: u8) -> u128 {
 /// block is /58 (2001:db8:ff40::/58)" and the like.
 #[must_use]
 pub fn exhausted(what: &str, parent: &Prefix, len: u8, used: &[Prefix]) -> String {
-    let inside = used.iter().filter(|u| parent.contains(u)).count();
+    let inside = used.iter().filter(|u| parent.contains_prefix(u)).count();
     let mut text = format!(
         "no free /{len} left for {what} in {parent} ({inside} block(s) already taken, {} /{len} fit in it)",
         fmt_count(capacity(parent, len)),
@@ -119,8 +119,8 @@ pub fn exhausted(what: &str, parent: &Prefix, len: u8, used: &[Prefix]) -> Strin
     match largest_free(parent, used) {
         Some(free) => text.push_str(&format!(
             "; the largest free block there is a /{} ({free}), so a /{} or longer would fit",
-            free.len(),
-            free.len()
+            free.prefix_len(),
+            free.prefix_len()
         )),
         None => text.push_str("; nothing is left there"),
     }
@@ -155,7 +155,7 @@ pub fn block_len_for(count: u32, unit_len: u8) -> Option<u8> {
 /// `family` is unused by callers that only need the width; kept for symmetry.
 #[must_use]
 pub fn whole(family: Family) -> Prefix {
-    Prefix::containing(family, 0, 0)
+    prefix::containing(family, 0, 0)
 }
 
 #[cfg(test)]

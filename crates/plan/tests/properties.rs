@@ -80,7 +80,7 @@ fn assert_disjoint(what: &str, entries: &[(String, Prefix)]) {
 
 fn assert_inside(key: &str, child: &Prefix, parent: &Prefix) {
     assert!(
-        parent.contains(child),
+        parent.contains_prefix(child),
         "{key} = {child} is not inside {parent}"
     );
 }
@@ -100,7 +100,7 @@ fn check_no_overlap(plan: &Plan, lock: &Lock) {
         .collect();
     for (n, p) in &sites {
         assert!(
-            plan.prefixes.iter().any(|o| o.contains(p)),
+            plan.prefixes.iter().any(|o| o.contains_prefix(p)),
             "{n} = {p} outside the organisation"
         );
     }
@@ -124,14 +124,17 @@ fn check_no_overlap(plan: &Plan, lock: &Lock) {
         let mut hosts = Vec::new();
         for (n, node) in &c.nodes {
             assert_inside(n, &node.pods, &c.pods);
-            assert_eq!(node.pods.len(), plan.sizes.pods_per_node);
+            assert_eq!(node.pods.prefix_len(), plan.sizes.pods_per_node);
             node_pods.push((format!("{name}/{n} pods"), node.pods));
             hosts.push((format!("{name}/{n} address"), host(node.address)));
         }
         for (g, gw) in &c.gateways {
             hosts.push((format!("{name}/{g} address"), host(gw.address)));
             assert!(
-                plan.nat64.pool4.iter().any(|p| p.contains(&gw.pool4)),
+                plan.nat64
+                    .pool4
+                    .iter()
+                    .any(|p| p.contains_prefix(&gw.pool4)),
                 "{g} pool4 outside the pools"
             );
             pool4.push((format!("{name}/{g} pool4"), gw.pool4));

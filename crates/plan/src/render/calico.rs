@@ -49,7 +49,7 @@ pub fn ip_pools(ctx: &Ctx<'_>) -> String {
                     &mut out,
                     &format!("{name}-node-{node}"),
                     &n.pods.to_string(),
-                    BLOCK_SIZE_V6.max(n.pods.len()),
+                    BLOCK_SIZE_V6.max(n.pods.prefix_len()),
                     ctx.cluster.nat_outgoing,
                     &format!("kubernetes.io/hostname == '{node}'"),
                 );
@@ -62,7 +62,7 @@ pub fn ip_pools(ctx: &Ctx<'_>) -> String {
             &mut out,
             &format!("{name}-pods-v4"),
             &v4.to_string(),
-            BLOCK_SIZE_V4.max(v4.len()),
+            BLOCK_SIZE_V4.max(v4.prefix_len()),
             true,
             "all()",
         );

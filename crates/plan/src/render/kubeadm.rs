@@ -35,7 +35,7 @@ pub fn render(ctx: &Ctx<'_>) -> String {
     if let Some(mask) = a
         .ipv4_pods
         .filter(|_| dual)
-        .and_then(|p| ipv4_node_mask(p.len(), ctx.cluster.max_nodes))
+        .and_then(|p| ipv4_node_mask(p.prefix_len(), ctx.cluster.max_nodes))
     {
         let _ = writeln!(
             out,

@@ -15,7 +15,7 @@ use std::net::Ipv6Addr;
 
 use crate::lock::{ClusterAlloc, Lock};
 use crate::model::{Cluster, Plan, KUBE_DNS_OFFSET};
-use crate::prefix::{address_string, Prefix};
+use crate::prefix::{address_string, Numbers as _, Prefix};
 use crate::Invalid;
 
 /// Everything one cluster's renderers need.
