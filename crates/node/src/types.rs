@@ -204,6 +204,5 @@ mod props {
                 prop_assert!(!n.as_str().contains(['"', '\\', ' ', '\n', ';', '/', ':', '*']));
             }
         }
-
     }
 }

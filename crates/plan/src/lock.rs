@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::Ipv6Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use serde::Deserialize;
 
@@ -424,7 +424,7 @@ impl Lock {
 /// An address as a /128.
 #[must_use]
 pub fn host(addr: Ipv6Addr) -> Prefix {
-    prefix::containing(Family::V6, u128::from(addr), 128)
+    Prefix::host(IpAddr::V6(addr))
 }
 
 /// A TOML key, quoted unless it is bare-safe.
