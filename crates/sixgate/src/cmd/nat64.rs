@@ -525,6 +525,10 @@ impl Shared {
                 total.sessions_expired[p] += s.sessions_expired[p];
             }
             total.icmp_errors_suppressed += s.icmp_errors_suppressed;
+            total.fragments_held += s.fragments_held;
+            total.fragment_bytes_held += s.fragment_bytes_held;
+            total.fragments_timed_out += s.fragments_timed_out;
+            total.fragments_release_failed += s.fragments_release_failed;
             for (t, v) in total.refused.iter_mut().zip(s.refused) {
                 *t += v;
             }
@@ -954,19 +958,46 @@ fn translate_sharded(
     packet: &mut [u8],
     out: &mut Packets,
 ) -> Verdict {
-    if shared.sharding.is_later_ipv4_fragment(packet) {
-        // No port to name a shard: ask each (a refusal leaves the packet
-        // untouched) until one knows the datagram.
-        let mut verdict = Verdict::Drop(nat64::Drop::Fragment);
+    let fragment = shared.sharding.ipv4_fragment(packet);
+    if let Some((key, true)) = fragment {
+        // No port to name a shard: the one that knows the datagram, else
+        // the one that holds its early fragments until the first comes.
         for i in 0..shared.shards.len() {
-            verdict = translator.translate(&mut shared.lock(i), now, packet, out);
-            if verdict != Verdict::Drop(nat64::Drop::Fragment) {
-                break;
+            let mut state = shared.lock(i);
+            if state.knows_fragment(now, &key) {
+                return translator.translate(&mut state, now, packet, out);
+            }
+        }
+        let h = shared.sharding.holding_shard(&key);
+        let verdict = translator.translate(&mut shared.lock(h), now, packet, out);
+        if verdict == Verdict::Held {
+            // The first fragment may have gone through another shard since
+            // that shard was asked: it took what was held before; take
+            // what was held after.
+            for i in (0..shared.shards.len()).filter(|i| *i != h) {
+                let mut state = shared.lock(i);
+                if state.knows_fragment(now, &key) {
+                    drop(state);
+                    let held = shared.lock(h).take_held_fragments(now, &key);
+                    translator.release_held(&mut shared.lock(i), now, held, out);
+                    break;
+                }
             }
         }
         return verdict;
     }
     let (a, b) = shared.sharding.route(packet);
+    if let Some((key, false)) = fragment {
+        // A first IPv4 fragment: its shard releases what it holds itself;
+        // the early fragments held by the holding shard follow it here.
+        let verdict = translator.translate(&mut shared.lock(a), now, packet, out);
+        let h = shared.sharding.holding_shard(&key);
+        if h != a && matches!(verdict, Verdict::FourToSix) {
+            let held = shared.lock(h).take_held_fragments(now, &key);
+            translator.release_held(&mut shared.lock(a), now, held, out);
+        }
+        return verdict;
+    }
     match b {
         None => translator.translate(&mut shared.lock(a), now, packet, out),
         Some(b) => {
@@ -1128,7 +1159,7 @@ fn render_sessions(shared: &Shared) -> String {
 /// the state at scrape time.
 struct Metrics {
     shared: Arc<Shared>,
-    packets: [Counter; 5],
+    packets: [Counter; 6],
     drops: Box<[Counter]>,
     drop_labels: Vec<&'static str>,
     tun_read_errors: Counter,
@@ -1185,20 +1216,41 @@ impl Collect for Metrics {
         for (label, counter) in Verdict::LABELS.iter().zip(&self.packets) {
             out.counter(
                 "sixgate_nat64_packets_total",
-                "Packets read from the TUN device, by what became of them (6to4, 4to6, hairpin, icmp_error, drop).",
+                "Packets read from the TUN device, by what became of them (6to4, 4to6, hairpin, held, icmp_error, drop).",
                 &[("direction", label)],
                 counter.get(),
             );
         }
+        let stats = self.shared.stats();
         for (label, counter) in self.drop_labels.iter().zip(self.drops.iter()) {
+            // Held fragments that time out or fail on release are dropped
+            // by the state, not by a packet's verdict.
+            let by_state = match *label {
+                l if l == nat64::Drop::FragmentTimeout.as_str() => stats.fragments_timed_out,
+                l if l == nat64::Drop::FragmentReleaseFailed.as_str() => {
+                    stats.fragments_release_failed
+                }
+                _ => 0,
+            };
             out.counter(
                 "sixgate_nat64_drops_total",
                 "Packets not translated, by reason (an ICMP error may have been sent back).",
                 &[("reason", label)],
-                counter.get(),
+                counter.get() + by_state,
             );
         }
-        let stats = self.shared.stats();
+        out.gauge(
+            "sixgate_nat64_held_fragments",
+            "Later fragments held until the first fragment of their datagram comes (at most 2 s).",
+            &[],
+            stats.fragments_held,
+        );
+        out.gauge(
+            "sixgate_nat64_held_fragment_bytes",
+            "Bytes of the later fragments held.",
+            &[],
+            stats.fragment_bytes_held,
+        );
         // One family at a time: the text format wants each family's samples
         // together, under one HELP/TYPE.
         let per_proto: [(&str, &str, bool, [u64; 3]); 6] = [
