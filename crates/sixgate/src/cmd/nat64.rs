@@ -1518,6 +1518,136 @@ ipv4 = "192.0.2.1:80"
         );
     }
 
+    fn sharded_shared(shards: usize) -> Shared {
+        let config =
+            parse("[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\n").unwrap();
+        let core = config.nat64.unwrap().state_config().unwrap();
+        let prefix: Prefix64 = "64:ff9b:1::/96".parse().unwrap();
+        Shared {
+            shards: (0..shards)
+                .map(|i| {
+                    let rng = SplitMix64::new(u64::try_from(i).unwrap());
+                    Mutex::new(State::new_shard(core.clone(), rng, i, shards).unwrap())
+                })
+                .collect(),
+            sharding: Sharding::new(shards, prefix, &core, 5),
+            start: Instant::now(),
+        }
+    }
+
+    /// An IPv4 UDP datagram from 198.51.100.7:53 to 192.0.2.1:`port`, cut
+    /// into fragments of 64 bytes of upper layer.
+    fn reply_fragments(port: u16, ident: u16) -> Vec<Vec<u8>> {
+        let mut whole = Vec::new();
+        etherparse::PacketBuilder::ipv4([198, 51, 100, 7], [192, 0, 2, 1], 64)
+            .udp(53, port)
+            .write(&mut whole, &[0x5a; 200])
+            .unwrap();
+        let upper = &whole[20..];
+        let n = upper.len().div_ceil(64);
+        (0..n)
+            .map(|i| {
+                let data = &upper[i * 64..((i + 1) * 64).min(upper.len())];
+                let mut header = etherparse::Ipv4Header::new(
+                    u16::try_from(data.len()).unwrap(),
+                    64,
+                    etherparse::IpNumber::UDP,
+                    [198, 51, 100, 7],
+                    [192, 0, 2, 1],
+                )
+                .unwrap();
+                header.identification = ident;
+                header.more_fragments = i + 1 < n;
+                header.fragment_offset =
+                    etherparse::IpFragOffset::try_new(u16::try_from(i * 8).unwrap()).unwrap();
+                header.header_checksum = header.calc_header_checksum();
+                let mut p = header.to_bytes().to_vec();
+                p.extend_from_slice(data);
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sharded_reversed_ipv4_fragments_follow_their_first_fragment() {
+        let shared = sharded_shared(4);
+        let translator = Translator::new("64:ff9b:1::/96".parse().unwrap(), SiitConfig::default());
+        let mut out = Packets::new();
+        let mut query = Vec::new();
+        etherparse::PacketBuilder::ipv6(
+            "2001:db8::10".parse::<Ipv6Addr>().unwrap().octets(),
+            "64:ff9b:1::c633:6407".parse::<Ipv6Addr>().unwrap().octets(),
+            64,
+        )
+        .udp(40000, 53)
+        .write(&mut query, b"query")
+        .unwrap();
+        let v = translate_sharded(&translator, &shared, 0, &mut query, &mut out);
+        assert_eq!(v, Verdict::SixToFour);
+        let out4 = out.get(0).unwrap();
+        let port = u16::from_be_bytes([out4[20], out4[21]]);
+        let port_shard = nat64::shard_of_port(port, 4);
+        let mut elsewhere = 0;
+        for ident in 0..12u16 {
+            let mut frags = reply_fragments(port, ident);
+            assert_eq!(frags.len(), 4);
+            let (key, _) = shared.sharding.ipv4_fragment(&frags[1]).unwrap();
+            if shared.sharding.holding_shard(&key) != port_shard {
+                elsewhere += 1;
+            }
+            for f in frags[1..].iter_mut().rev() {
+                let v = translate_sharded(&translator, &shared, 10, f, &mut out);
+                assert_eq!(v, Verdict::Held, "datagram {ident}");
+            }
+            let v = translate_sharded(&translator, &shared, 10, &mut frags[0], &mut out);
+            assert_eq!(v, Verdict::FourToSix);
+            assert_eq!(
+                out.len(),
+                4,
+                "datagram {ident}: the first and the three held"
+            );
+            for p in out.packets() {
+                assert_eq!(
+                    p[24..40],
+                    "2001:db8::10".parse::<Ipv6Addr>().unwrap().octets()
+                );
+            }
+        }
+        assert!(elsewhere > 0, "some datagrams were held by another shard");
+        assert_eq!(shared.stats().fragments_held, 0);
+    }
+
+    #[test]
+    fn held_fragments_that_time_out_are_counted_as_drops() {
+        let shared = Arc::new(sharded_shared(2));
+        let translator = Translator::new("64:ff9b:1::/96".parse().unwrap(), SiitConfig::default());
+        let mut out = Packets::new();
+        let mut later = reply_fragments(61001, 7).swap_remove(2);
+        let v = translate_sharded(&translator, &shared, 0, &mut later, &mut out);
+        assert_eq!(v, Verdict::Held);
+        let metrics = Metrics::new(Arc::clone(&shared));
+        metrics.count(v);
+        let mut text = Encoder::new();
+        metrics.collect(&mut text);
+        let text = text.finish();
+        assert!(text.contains("sixgate_nat64_held_fragments 1\n"), "{text}");
+        assert!(
+            text.contains("sixgate_nat64_packets_total{direction=\"held\"} 1\n"),
+            "{text}"
+        );
+        for i in 0..2 {
+            shared.lock(i).handle_timeout(nat64::FRAGMENT_MIN_MS);
+        }
+        let mut text = Encoder::new();
+        metrics.collect(&mut text);
+        let text = text.finish();
+        assert!(text.contains("sixgate_nat64_held_fragments 0\n"), "{text}");
+        assert!(
+            text.contains("sixgate_nat64_drops_total{reason=\"fragment_timeout\"} 1\n"),
+            "{text}"
+        );
+    }
+
     #[test]
     fn masquerade_table_names_are_nft_identifiers() {
         assert_eq!(
