@@ -958,23 +958,25 @@ fn translate_sharded(
     packet: &mut [u8],
     out: &mut Packets,
 ) -> Verdict {
-    let fragment = shared.sharding.ipv4_fragment(packet);
+    let fragment = shared.sharding.fragment(packet);
     if let Some((key, true)) = fragment {
-        // No port to name a shard: the one that knows the datagram, else
-        // the one that holds its early fragments until the first comes.
-        for i in 0..shared.shards.len() {
+        // A later fragment: no port to name its shard for sure. The shard
+        // that knows the datagram (the holding shard first: usually the
+        // first fragment's), else the holding shard holds it.
+        let h = shared.sharding.holding_shard(&key);
+        let others = (0..shared.shards.len()).filter(|i| *i != h);
+        for i in std::iter::once(h).chain(others.clone()) {
             let mut state = shared.lock(i);
             if state.knows_fragment(now, &key) {
                 return translator.translate(&mut state, now, packet, out);
             }
         }
-        let h = shared.sharding.holding_shard(&key);
         let verdict = translator.translate(&mut shared.lock(h), now, packet, out);
         if verdict == Verdict::Held {
             // The first fragment may have gone through another shard since
             // that shard was asked: it took what was held before; take
             // what was held after.
-            for i in (0..shared.shards.len()).filter(|i| *i != h) {
+            for i in others {
                 let mut state = shared.lock(i);
                 if state.knows_fragment(now, &key) {
                     drop(state);
@@ -987,18 +989,7 @@ fn translate_sharded(
         return verdict;
     }
     let (a, b) = shared.sharding.route(packet);
-    if let Some((key, false)) = fragment {
-        // A first IPv4 fragment: its shard releases what it holds itself;
-        // the early fragments held by the holding shard follow it here.
-        let verdict = translator.translate(&mut shared.lock(a), now, packet, out);
-        let h = shared.sharding.holding_shard(&key);
-        if h != a && matches!(verdict, Verdict::FourToSix) {
-            let held = shared.lock(h).take_held_fragments(now, &key);
-            translator.release_held(&mut shared.lock(a), now, held, out);
-        }
-        return verdict;
-    }
-    match b {
+    let verdict = match b {
         None => translator.translate(&mut shared.lock(a), now, packet, out),
         Some(b) => {
             // Two locks, always taken in index order: no deadlock between
@@ -1013,7 +1004,17 @@ fn translate_sharded(
             };
             translator.translate_pair(sa, Some(sb), now, packet, out)
         }
+    };
+    if let Some((key, false)) = fragment {
+        // A first fragment: its shard released what it held itself; the
+        // early fragments held by another (holding) shard follow it here.
+        let h = shared.sharding.holding_shard(&key);
+        if h != a && matches!(verdict, Verdict::FourToSix | Verdict::SixToFour) {
+            let held = shared.lock(h).take_held_fragments(now, &key);
+            translator.release_held(&mut shared.lock(a), now, held, out);
+        }
     }
+    verdict
 }
 
 /// An nftables table owned by sixgate that masquerades pool4 traffic leaving
@@ -1519,8 +1520,14 @@ ipv4 = "192.0.2.1:80"
     }
 
     fn sharded_shared(shards: usize) -> Shared {
-        let config =
-            parse("[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\n").unwrap();
+        sharded_shared_with(shards, "", 5)
+    }
+
+    fn sharded_shared_with(shards: usize, extra: &str, seed: u64) -> Shared {
+        let config = parse(&format!(
+            "[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\n{extra}"
+        ))
+        .unwrap();
         let core = config.nat64.unwrap().state_config().unwrap();
         let prefix: Prefix64 = "64:ff9b:1::/96".parse().unwrap();
         Shared {
@@ -1530,7 +1537,7 @@ ipv4 = "192.0.2.1:80"
                     Mutex::new(State::new_shard(core.clone(), rng, i, shards).unwrap())
                 })
                 .collect(),
-            sharding: Sharding::new(shards, prefix, &core, 5),
+            sharding: Sharding::new(shards, prefix, &core, seed),
             start: Instant::now(),
         }
     }
@@ -1591,7 +1598,7 @@ ipv4 = "192.0.2.1:80"
         for ident in 0..12u16 {
             let mut frags = reply_fragments(port, ident);
             assert_eq!(frags.len(), 4);
-            let (key, _) = shared.sharding.ipv4_fragment(&frags[1]).unwrap();
+            let (key, _) = shared.sharding.fragment(&frags[1]).unwrap();
             if shared.sharding.holding_shard(&key) != port_shard {
                 elsewhere += 1;
             }
@@ -1614,6 +1621,60 @@ ipv4 = "192.0.2.1:80"
             }
         }
         assert!(elsewhere > 0, "some datagrams were held by another shard");
+        assert_eq!(shared.stats().fragments_held, 0);
+    }
+
+    #[test]
+    fn sharded_reversed_ipv6_fragments_of_a_static_entry_follow_their_first_fragment() {
+        // A static entry's datagrams are routed by its pool4 port, their
+        // later fragments (no port) by the source: pick a seed where the
+        // two shards differ.
+        let server: Ipv6Addr = "2001:db8::80".parse().unwrap();
+        let statics = "[[nat64.static_bib]]\nproto = \"udp\"\nipv6 = \"[2001:db8::80]:9000\"\nipv4 = \"192.0.2.1:9000\"\n";
+        let mut whole = Vec::new();
+        etherparse::PacketBuilder::ipv6(
+            server.octets(),
+            "64:ff9b:1::c633:6407".parse::<Ipv6Addr>().unwrap().octets(),
+            64,
+        )
+        .udp(9000, 5353)
+        .write(&mut whole, &[0x33; 300])
+        .unwrap();
+        let upper = whole[40..].to_vec();
+        let fragment = |i: usize, n: usize| {
+            let data = &upper[i * 104..((i + 1) * 104).min(upper.len())];
+            let mut p = whole[..40].to_vec();
+            p[6] = 44;
+            let word = (u16::try_from(i * 13).unwrap() << 3) | u16::from(i + 1 < n);
+            p.extend_from_slice(&[17, 0]);
+            p.extend_from_slice(&word.to_be_bytes());
+            p.extend_from_slice(&0x0abc_def0u32.to_be_bytes());
+            p.extend_from_slice(data);
+            let len = u16::try_from(p.len() - 40).unwrap();
+            p[4..6].copy_from_slice(&len.to_be_bytes());
+            p
+        };
+        let n = upper.len().div_ceil(104);
+        let mut frags: Vec<Vec<u8>> = (0..n).map(|i| fragment(i, n)).collect();
+        let shared = (0..64)
+            .map(|seed| sharded_shared_with(4, statics, seed))
+            .find(|sh| {
+                let (key, _) = sh.sharding.fragment(&frags[0]).unwrap();
+                sh.sharding.holding_shard(&key) != sh.sharding.route(&frags[0]).0
+            })
+            .expect("a seed that splits the static entry from its source's shard");
+        let translator = Translator::new("64:ff9b:1::/96".parse().unwrap(), SiitConfig::default());
+        let mut out = Packets::new();
+        for f in frags[1..].iter_mut().rev() {
+            let v = translate_sharded(&translator, &shared, 0, f, &mut out);
+            assert_eq!(v, Verdict::Held);
+        }
+        let v = translate_sharded(&translator, &shared, 0, &mut frags[0], &mut out);
+        assert_eq!(v, Verdict::SixToFour);
+        assert_eq!(out.len(), n, "the first and the held ones");
+        for p in out.packets() {
+            assert_eq!(p[12..16], [192, 0, 2, 1], "from the static entry's address");
+        }
         assert_eq!(shared.stats().fragments_held, 0);
     }
 

@@ -1118,39 +1118,67 @@ impl Sharding {
     }
 
     /// Whether `packet` is an IPv4 fragment after the first: it carries no
-    /// port, so no shard can be named for it; a driver asks each shard
-    /// whether it knows its datagram ([`State::knows_fragment`]) and, when
-    /// none does, lets the [`Sharding::holding_shard`] hold it.
+    /// port, so no shard can be named for it (see [`Sharding::fragment`]).
     pub fn is_later_ipv4_fragment(&self, packet: &[u8]) -> bool {
         Ipv4Packet::new_checked(packet).is_ok_and(|ip| ip.frag_offset_units() != 0)
     }
 
-    /// The datagram of an IPv4 fragment and whether the fragment is a later
-    /// one (offset not 0); `None` for anything else.
-    pub fn ipv4_fragment(&self, packet: &[u8]) -> Option<(FragmentKey, bool)> {
-        let ip = Ipv4Packet::new_checked(packet).ok()?;
-        if !ip.is_fragment() {
-            return None;
+    /// The datagram of a fragment (IPv4, or IPv6 with a Fragment header) and
+    /// whether the fragment is a later one (offset not 0); `None` for a
+    /// packet that is not a fragment.
+    ///
+    /// A later fragment carries no port, so [`Sharding::route`] cannot name
+    /// the shard of its datagram for sure (an IPv4 one not at all; an IPv6
+    /// one of a static BIB entry's datagram goes elsewhere than its first).
+    /// A driver asks the shards whether they know the datagram
+    /// ([`State::knows_fragment`], the [`Sharding::holding_shard`] first)
+    /// and, when none does, lets the holding shard hold it; after a first
+    /// fragment is translated in another shard than the holding one, it
+    /// takes the held fragments from there ([`State::take_held_fragments`])
+    /// and releases them through the first fragment's shard
+    /// ([`Translator::release_held`]).
+    pub fn fragment(&self, packet: &[u8]) -> Option<(FragmentKey, bool)> {
+        match packet.first().map(|b| b >> 4) {
+            Some(4) => {
+                let ip = Ipv4Packet::new_checked(packet).ok()?;
+                if !ip.is_fragment() {
+                    return None;
+                }
+                let key = FragmentKey::V4(
+                    ip.src_addr().octets(),
+                    ip.dst_addr().octets(),
+                    ip.protocol(),
+                    ip.ident(),
+                );
+                Some((key, ip.frag_offset_units() != 0))
+            }
+            Some(6) => {
+                let ip = Ipv6Packet::new_checked(packet).ok()?;
+                let f = ip.walk().ok()?.fragment?;
+                let key = FragmentKey::V6(ip.src_addr().octets(), ip.dst_addr().octets(), f.ident);
+                Some((key, f.offset_units != 0))
+            }
+            _ => None,
         }
-        let key = FragmentKey::V4(
-            ip.src_addr().octets(),
-            ip.dst_addr().octets(),
-            ip.protocol(),
-            ip.ident(),
-        );
-        Some((key, ip.frag_offset_units() != 0))
     }
 
-    /// The shard that holds the later IPv4 fragments of the datagram `key`
-    /// that came before its first fragment: a hash of the datagram's
-    /// identity, so every fragment of it goes to the same one. After a first
-    /// fragment is translated in another shard, the driver takes them from
-    /// here ([`State::take_held_fragments`]) and releases them through that
-    /// shard ([`Translator::release_held`]).
+    /// The shard that holds the later fragments of the datagram `key` that
+    /// came before its first fragment: for IPv6, the shard of the source
+    /// (where [`Sharding::route`] sends its first fragment too, unless that
+    /// one is for a static BIB entry); for IPv4, a hash of the datagram's
+    /// identity.
     pub fn holding_shard(&self, key: &FragmentKey) -> usize {
         use std::hash::BuildHasher;
-        let h = Seeded(self.seed ^ 0x6a09_e667).hash_one(key);
-        usize::try_from(h % u64::try_from(self.shards).unwrap_or(1)).unwrap_or(0)
+        if self.shards == 1 {
+            return 0;
+        }
+        match key {
+            FragmentKey::V6(src, _, _) => self.of_v6(Proto::Udp, src, 0),
+            FragmentKey::V4(..) => {
+                let h = Seeded(self.seed ^ 0x6a09_e667).hash_one(key);
+                usize::try_from(h % u64::try_from(self.shards).unwrap_or(1)).unwrap_or(0)
+            }
+        }
     }
 
     fn route4(&self, packet: &[u8]) -> Option<usize> {
