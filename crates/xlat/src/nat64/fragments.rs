@@ -281,4 +281,35 @@ mod tests {
         f.remember(1500, k(1), Mapped::V4([2; 4]));
         assert_eq!(f.get(2500, &k(1)), Some(Mapped::V4([2; 4])));
     }
+
+    #[test]
+    fn held_fragments_come_back_in_arrival_order_and_free_their_bytes() {
+        let mut f = Fragments::default();
+        f.hold(0, k(1), &[1; 10]).unwrap();
+        f.hold(1, k(2), &[2; 20]).unwrap();
+        f.hold(2, k(1), &[3; 30]).unwrap();
+        assert_eq!(f.held(), (3, 60));
+        assert_eq!(f.take_held(3, &k(1)), vec![vec![1; 10], vec![3; 30]]);
+        assert_eq!(f.held(), (1, 20));
+        assert!(f.take_held(3, &k(1)).is_empty());
+        assert_eq!(f.next_deadline(), Some(1 + FRAGMENT_MIN_MS));
+        assert_eq!(f.expire_held(1 + FRAGMENT_MIN_MS), 1);
+        assert_eq!((f.held(), f.timed_out), ((0, 0), 1));
+        assert!(!f.holds(&k(2)));
+    }
+
+    #[test]
+    fn a_full_queue_refuses_and_keeps_what_it_holds() {
+        let mut f = Fragments::default();
+        let big = vec![0u8; MAX_HELD_BYTES / 2];
+        f.hold(0, k(1), &big).unwrap();
+        f.hold(0, k(2), &big).unwrap();
+        assert_eq!(f.hold(0, k(3), &[0]), Err(QueueFull), "bytes");
+        assert_eq!(f.held().0, 2);
+        let mut f = Fragments::default();
+        for i in 0..u16::try_from(MAX_HELD).unwrap() {
+            f.hold(0, k(i), &[0]).unwrap();
+        }
+        assert_eq!(f.hold(0, k(9999), &[0]), Err(QueueFull), "count");
+    }
 }

@@ -720,7 +720,9 @@ fn reassembled6(frags: &[Vec<u8>]) -> Vec<u8> {
 fn reversed_ipv6_fragments_are_held_then_leave_whole_behind_the_first() {
     let (x, mut st) = setup(&[POOL]);
     let mut out = Packets::new();
-    let payload: Vec<u8> = (0..1000u32).map(|i| (i * 7 % 256).to_be_bytes()[3]).collect();
+    let payload: Vec<u8> = (0..1000u32)
+        .map(|i| (i * 7 % 256).to_be_bytes()[3])
+        .collect();
     let whole = udp6(C6, 40000, S4_V6, 53, 64, &payload);
     let mut frags = fragments6(&whole, 256, 0x5151_0001);
     assert_eq!(frags.len(), 4);
@@ -761,7 +763,9 @@ fn reversed_ipv4_fragments_are_held_then_reach_the_client_whole() {
     let mut q = udp6(C6, 40000, S4_V6, 53, 64, b"query");
     x.translate(&mut st, 0, &mut q, &mut out);
     let t = ports(&check(&one(&out))).0;
-    let payload: Vec<u8> = (0..900u32).map(|i| (i * 13 % 256).to_be_bytes()[3]).collect();
+    let payload: Vec<u8> = (0..900u32)
+        .map(|i| (i * 13 % 256).to_be_bytes()[3])
+        .collect();
     let whole = udp4(S4, 53, POOL, t, &payload);
     let mut frags = fragments4(&whole, 304, 0x4343);
     assert_eq!(frags.len(), 3);
