@@ -1153,6 +1153,14 @@ impl Sharding {
                 Some((key, ip.frag_offset_units() != 0))
             }
             Some(6) => {
+                // The common case first: a transport header right after the
+                // fixed header, no extension header to walk.
+                if matches!(
+                    packet.get(6),
+                    Some(&(proto::TCP | proto::UDP | proto::ICMPV6))
+                ) {
+                    return None;
+                }
                 let ip = Ipv6Packet::new_checked(packet).ok()?;
                 let f = ip.walk().ok()?.fragment?;
                 let key = FragmentKey::V6(ip.src_addr().octets(), ip.dst_addr().octets(), f.ident);

@@ -1127,6 +1127,27 @@ fn sharded_static_bib_entries_live_in_the_shard_of_their_port() {
 }
 
 #[test]
+fn sharding_names_the_datagram_of_fragments_of_both_families() {
+    let (_, _, sh) = sharded(3, Vec::new());
+    let whole6 = udp6(C6, 1, S4_V6, 53, 64, &[0; 100]);
+    assert_eq!(sh.fragment(&whole6), None);
+    let (first, later) = fragment6(&whole6, 64, 0x77);
+    let key6 = FragmentKey::V6(a6(C6), a6(S4_V6), 0x77);
+    assert_eq!(sh.fragment(&first), Some((key6, false)));
+    assert_eq!(sh.fragment(&later), Some((key6, true)));
+    // An IPv6 datagram is held where its source's first fragment goes.
+    assert_eq!(sh.holding_shard(&key6), sh.route(&later).0);
+    assert_eq!(sh.holding_shard(&key6), sh.route(&first).0);
+    let whole4 = udp4(S4, 53, POOL, 61001, &[0; 100]);
+    assert_eq!(sh.fragment(&whole4), None);
+    let (first, later) = fragment4(&whole4, 64, 0x99);
+    let key4 = FragmentKey::V4(a4(S4), a4(POOL), 17, 0x99);
+    assert_eq!(sh.fragment(&first), Some((key4, false)));
+    assert_eq!(sh.fragment(&later), Some((key4, true)));
+    assert!(sh.holding_shard(&key4) < 3);
+}
+
+#[test]
 fn every_drop_label_is_listed_once() {
     let labels = Drop::labels();
     let mut sorted = labels.clone();
