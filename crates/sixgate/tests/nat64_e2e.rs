@@ -1349,34 +1349,44 @@ fn reversed_ipv6_fragments_from_c6_reach_s4_and_the_echo_comes_back() {
     if !common::have_root("reversed_ipv6_fragments_from_c6_reach_s4_and_the_echo_comes_back") {
         return;
     }
-    let t = Topology::start("r", &format!("\"{POOL4}\""), "", true);
-    let server = t.dir.write("udp_echo.py", UDP_ECHO);
-    let script = t.dir.write("reversed.py", REVERSED_FRAGMENTS);
-    let slog = t.dir.path().join("server.log");
-    let _server = spawn_logged(
-        &t.s4,
-        &["python3", server.to_str().unwrap(), S4, "9000"],
-        &slog,
-    );
-    wait_for_file_line(&slog, "listening", Duration::from_secs(10));
-    let out = t.c6.exec(&[
-        "python3",
-        script.to_str().unwrap(),
-        "client",
-        "6",
-        C6,
-        S4_V6,
-        "9000",
-        "2500",
-    ]);
-    assert_eq!(out.trim(), "fragments 3 echo ok", "{}", t.metrics());
-    // The two later fragments came first and waited for the first.
-    assert!(t.metric("sixgate_nat64_packets_total{direction=\"held\"}") >= 2);
-    for reason in ["fragment", "fragment_timeout", "fragment_queue_full"] {
-        let sample = format!("sixgate_nat64_drops_total{{reason=\"{reason}\"}}");
-        assert_eq!(t.metric(&sample), 0, "{reason}");
+    for (tag, workers) in [("r", ""), ("v", "workers = 2")] {
+        let t = Topology::start(tag, &format!("\"{POOL4}\""), workers, true);
+        let server = t.dir.write("udp_echo.py", UDP_ECHO);
+        let script = t.dir.write("reversed.py", REVERSED_FRAGMENTS);
+        let slog = t.dir.path().join("server.log");
+        let _server = spawn_logged(
+            &t.s4,
+            &["python3", server.to_str().unwrap(), S4, "9000"],
+            &slog,
+        );
+        wait_for_file_line(&slog, "listening", Duration::from_secs(10));
+        let out = t.c6.exec(&[
+            "python3",
+            script.to_str().unwrap(),
+            "client",
+            "6",
+            C6,
+            S4_V6,
+            "9000",
+            "2500",
+        ]);
+        assert_eq!(
+            out.trim(),
+            "fragments 3 echo ok",
+            "{workers:?}\n{}",
+            t.metrics()
+        );
+        // The two later fragments came first and waited for the first.
+        assert!(
+            t.metric("sixgate_nat64_packets_total{direction=\"held\"}") >= 2,
+            "{workers:?}"
+        );
+        for reason in ["fragment", "fragment_timeout", "fragment_queue_full"] {
+            let sample = format!("sixgate_nat64_drops_total{{reason=\"{reason}\"}}");
+            assert_eq!(t.metric(&sample), 0, "{workers:?} {reason}");
+        }
+        assert_eq!(t.metric("sixgate_nat64_held_fragments"), 0, "{workers:?}");
     }
-    assert_eq!(t.metric("sixgate_nat64_held_fragments"), 0);
 }
 
 #[test]
