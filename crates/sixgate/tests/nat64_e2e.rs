@@ -1244,3 +1244,177 @@ fn a_burst_of_single_datagrams_all_arrive_intact() {
     assert_eq!(back.trim(), "back 300 bad 0", "{counters}");
     assert_eq!(t.metric("sixgate_nat64_tun_errors_total{op=\"write\"}"), 0);
 }
+
+/// Sends one UDP datagram as hand-made fragments, the last fragment first,
+/// through a raw socket (`client 4|6 SRC DST DPORT SIZE`), and waits for
+/// its echo on a UDP socket bound to the datagram's source port; or echoes
+/// UDP over IPv6 (`server6 ADDR PORT`).
+const REVERSED_FRAGMENTS: &str = r#"
+import socket, struct, sys
+
+def csum(b):
+    if len(b) % 2:
+        b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return (~s) & 0xffff
+
+def udp(src, dst, sport, dport, data, v6):
+    length = 8 + len(data)
+    hdr = struct.pack("!HHHH", sport, dport, length, 0)
+    if v6:
+        pseudo = (socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
+                  + struct.pack("!I3xB", length, 17))
+    else:
+        pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!xBH", 17, length)
+    c = csum(pseudo + hdr + data) or 0xffff
+    return struct.pack("!HHHH", sport, dport, length, c) + data
+
+def fragments(src, dst, upper, size, ident, v6):
+    out = []
+    n = (len(upper) + size - 1) // size
+    for i in range(n):
+        chunk = upper[i * size:(i + 1) * size]
+        more = 1 if i + 1 < n else 0
+        units = i * size // 8
+        if v6:
+            fh = struct.pack("!BBHI", 17, 0, (units << 3) | more, ident)
+            ip = (struct.pack("!IHBB", 6 << 28, len(fh) + len(chunk), 44, 64)
+                  + socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst))
+            out.append(ip + fh + chunk)
+        else:
+            ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(chunk), ident & 0xffff,
+                             (more << 13) | units, 64, 17, 0,
+                             socket.inet_aton(src), socket.inet_aton(dst))
+            ip = ip[:10] + struct.pack("!H", csum(ip)) + ip[12:]
+            out.append(ip + chunk)
+    return out
+
+if sys.argv[1] == "server6":
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.bind((sys.argv[2], int(sys.argv[3])))
+    print("listening", flush=True)
+    while True:
+        d, a = s.recvfrom(65535)
+        s.sendto(d, a)
+
+v6 = sys.argv[2] == "6"
+src, dst, dport, size = sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+family = socket.AF_INET6 if v6 else socket.AF_INET
+rx = socket.socket(family, socket.SOCK_DGRAM)
+rx.bind((src, 0))
+rx.settimeout(3)
+sport = rx.getsockname()[1]
+raw = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
+data = bytes((i * 11 + 5) % 256 for i in range(size))
+result = "LOST"
+for attempt in range(3):
+    ident = 0x5e00 + attempt
+    frags = fragments(src, dst, udp(src, dst, sport, dport, data, v6), 1000, ident, v6)
+    for f in reversed(frags):
+        raw.sendto(f, (dst, 0))
+    try:
+        got, _ = rx.recvfrom(65535)
+        result = "ok" if got == data else "CORRUPT %d bytes" % len(got)
+        break
+    except socket.timeout:
+        pass
+print("fragments %d echo %s" % (len(frags), result), flush=True)
+"#;
+
+#[test]
+fn reversed_ipv6_fragments_from_c6_reach_s4_and_the_echo_comes_back() {
+    if !common::have_root("reversed_ipv6_fragments_from_c6_reach_s4_and_the_echo_comes_back") {
+        return;
+    }
+    for (tag, workers) in [("r", ""), ("v", "workers = 2")] {
+        let t = Topology::start(tag, &format!("\"{POOL4}\""), workers, true);
+        let server = t.dir.write("udp_echo.py", UDP_ECHO);
+        let script = t.dir.write("reversed.py", REVERSED_FRAGMENTS);
+        let slog = t.dir.path().join("server.log");
+        let _server = spawn_logged(
+            &t.s4,
+            &["python3", server.to_str().unwrap(), S4, "9000"],
+            &slog,
+        );
+        wait_for_file_line(&slog, "listening", Duration::from_secs(10));
+        let out = t.c6.exec(&[
+            "python3",
+            script.to_str().unwrap(),
+            "client",
+            "6",
+            C6,
+            S4_V6,
+            "9000",
+            "2500",
+        ]);
+        assert_eq!(
+            out.trim(),
+            "fragments 3 echo ok",
+            "{workers:?}\n{}",
+            t.metrics()
+        );
+        // The two later fragments came first and waited for the first.
+        assert!(
+            t.metric("sixgate_nat64_packets_total{direction=\"held\"}") >= 2,
+            "{workers:?}"
+        );
+        for reason in ["fragment", "fragment_timeout", "fragment_queue_full"] {
+            let sample = format!("sixgate_nat64_drops_total{{reason=\"{reason}\"}}");
+            assert_eq!(t.metric(&sample), 0, "{workers:?} {reason}");
+        }
+        assert_eq!(t.metric("sixgate_nat64_held_fragments"), 0, "{workers:?}");
+    }
+}
+
+#[test]
+fn reversed_ipv4_fragments_from_s4_reach_c6_through_a_static_entry_with_one_and_two_workers() {
+    if !common::have_root(
+        "reversed_ipv4_fragments_from_s4_reach_c6_through_a_static_entry_with_one_and_two_workers",
+    ) {
+        return;
+    }
+    for (tag, workers) in [("w", "workers = 2\n"), ("q", "")] {
+        let t = Topology::start(
+            tag,
+            &format!("\"{POOL4}\""),
+            &format!(
+                "{workers}[[nat64.static_bib]]\nproto = \"udp\"\nipv6 = \"[{C6}]:9000\"\nipv4 = \"{POOL4}:9000\"\n"
+            ),
+            true,
+        );
+        let script = t.dir.write("reversed.py", REVERSED_FRAGMENTS);
+        let slog = t.dir.path().join("server.log");
+        let _server = spawn_logged(
+            &t.c6,
+            &["python3", script.to_str().unwrap(), "server6", C6, "9000"],
+            &slog,
+        );
+        wait_for_file_line(&slog, "listening", Duration::from_secs(10));
+        let out = t.s4.exec(&[
+            "python3",
+            script.to_str().unwrap(),
+            "client",
+            "4",
+            S4,
+            POOL4,
+            "9000",
+            "2500",
+        ]);
+        assert_eq!(
+            out.trim(),
+            "fragments 3 echo ok",
+            "{workers:?}\n{}",
+            t.metrics()
+        );
+        assert!(
+            t.metric("sixgate_nat64_packets_total{direction=\"held\"}") >= 2,
+            "{workers:?}"
+        );
+        for reason in ["fragment", "fragment_timeout", "fragment_queue_full"] {
+            let sample = format!("sixgate_nat64_drops_total{{reason=\"{reason}\"}}");
+            assert_eq!(t.metric(&sample), 0, "{workers:?} {reason}");
+        }
+    }
+}

@@ -525,6 +525,10 @@ impl Shared {
                 total.sessions_expired[p] += s.sessions_expired[p];
             }
             total.icmp_errors_suppressed += s.icmp_errors_suppressed;
+            total.fragments_held += s.fragments_held;
+            total.fragment_bytes_held += s.fragment_bytes_held;
+            total.fragments_timed_out += s.fragments_timed_out;
+            total.fragments_release_failed += s.fragments_release_failed;
             for (t, v) in total.refused.iter_mut().zip(s.refused) {
                 *t += v;
             }
@@ -954,20 +958,38 @@ fn translate_sharded(
     packet: &mut [u8],
     out: &mut Packets,
 ) -> Verdict {
-    if shared.sharding.is_later_ipv4_fragment(packet) {
-        // No port to name a shard: ask each (a refusal leaves the packet
-        // untouched) until one knows the datagram.
-        let mut verdict = Verdict::Drop(nat64::Drop::Fragment);
-        for i in 0..shared.shards.len() {
-            verdict = translator.translate(&mut shared.lock(i), now, packet, out);
-            if verdict != Verdict::Drop(nat64::Drop::Fragment) {
-                break;
+    let fragment = shared.sharding.fragment(packet);
+    if let Some((key, true)) = fragment {
+        // A later fragment: no port to name its shard for sure. The shard
+        // that knows the datagram (the holding shard first: usually the
+        // first fragment's), else the holding shard holds it.
+        let h = shared.sharding.holding_shard(&key);
+        let others = (0..shared.shards.len()).filter(|i| *i != h);
+        for i in std::iter::once(h).chain(others.clone()) {
+            let mut state = shared.lock(i);
+            if state.knows_fragment(now, &key) {
+                return translator.translate(&mut state, now, packet, out);
+            }
+        }
+        let verdict = translator.translate(&mut shared.lock(h), now, packet, out);
+        if verdict == Verdict::Held {
+            // The first fragment may have gone through another shard since
+            // that shard was asked: it took what was held before; take
+            // what was held after.
+            for i in others {
+                let mut state = shared.lock(i);
+                if state.knows_fragment(now, &key) {
+                    drop(state);
+                    let held = shared.lock(h).take_held_fragments(now, &key);
+                    translator.release_held(&mut shared.lock(i), now, held, out);
+                    break;
+                }
             }
         }
         return verdict;
     }
     let (a, b) = shared.sharding.route(packet);
-    match b {
+    let verdict = match b {
         None => translator.translate(&mut shared.lock(a), now, packet, out),
         Some(b) => {
             // Two locks, always taken in index order: no deadlock between
@@ -982,7 +1004,17 @@ fn translate_sharded(
             };
             translator.translate_pair(sa, Some(sb), now, packet, out)
         }
+    };
+    if let Some((key, false)) = fragment {
+        // A first fragment: its shard released what it held itself; the
+        // early fragments held by another (holding) shard follow it here.
+        let h = shared.sharding.holding_shard(&key);
+        if h != a && matches!(verdict, Verdict::FourToSix | Verdict::SixToFour) {
+            let held = shared.lock(h).take_held_fragments(now, &key);
+            translator.release_held(&mut shared.lock(a), now, held, out);
+        }
     }
+    verdict
 }
 
 /// An nftables table owned by sixgate that masquerades pool4 traffic leaving
@@ -1128,7 +1160,7 @@ fn render_sessions(shared: &Shared) -> String {
 /// the state at scrape time.
 struct Metrics {
     shared: Arc<Shared>,
-    packets: [Counter; 5],
+    packets: [Counter; 6],
     drops: Box<[Counter]>,
     drop_labels: Vec<&'static str>,
     tun_read_errors: Counter,
@@ -1185,20 +1217,41 @@ impl Collect for Metrics {
         for (label, counter) in Verdict::LABELS.iter().zip(&self.packets) {
             out.counter(
                 "sixgate_nat64_packets_total",
-                "Packets read from the TUN device, by what became of them (6to4, 4to6, hairpin, icmp_error, drop).",
+                "Packets read from the TUN device, by what became of them (6to4, 4to6, hairpin, held, icmp_error, drop).",
                 &[("direction", label)],
                 counter.get(),
             );
         }
+        let stats = self.shared.stats();
         for (label, counter) in self.drop_labels.iter().zip(self.drops.iter()) {
+            // Held fragments that time out or fail on release are dropped
+            // by the state, not by a packet's verdict.
+            let by_state = match *label {
+                l if l == nat64::Drop::FragmentTimeout.as_str() => stats.fragments_timed_out,
+                l if l == nat64::Drop::FragmentReleaseFailed.as_str() => {
+                    stats.fragments_release_failed
+                }
+                _ => 0,
+            };
             out.counter(
                 "sixgate_nat64_drops_total",
                 "Packets not translated, by reason (an ICMP error may have been sent back).",
                 &[("reason", label)],
-                counter.get(),
+                counter.get() + by_state,
             );
         }
-        let stats = self.shared.stats();
+        out.gauge(
+            "sixgate_nat64_held_fragments",
+            "Later fragments held until the first fragment of their datagram comes (at most 2 s).",
+            &[],
+            stats.fragments_held,
+        );
+        out.gauge(
+            "sixgate_nat64_held_fragment_bytes",
+            "Bytes of the later fragments held.",
+            &[],
+            stats.fragment_bytes_held,
+        );
         // One family at a time: the text format wants each family's samples
         // together, under one HELP/TYPE.
         let per_proto: [(&str, &str, bool, [u64; 3]); 6] = [
@@ -1462,6 +1515,196 @@ ipv4 = "192.0.2.1:80"
         );
         assert!(
             text.contains("sixgate_nat64_icmp_errors_suppressed_total 0\n"),
+            "{text}"
+        );
+    }
+
+    fn sharded_shared(shards: usize) -> Shared {
+        sharded_shared_with(shards, "", 5)
+    }
+
+    fn sharded_shared_with(shards: usize, extra: &str, seed: u64) -> Shared {
+        let config = parse(&format!(
+            "[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\n{extra}"
+        ))
+        .unwrap();
+        let core = config.nat64.unwrap().state_config().unwrap();
+        let prefix: Prefix64 = "64:ff9b:1::/96".parse().unwrap();
+        Shared {
+            shards: (0..shards)
+                .map(|i| {
+                    let rng = SplitMix64::new(u64::try_from(i).unwrap());
+                    Mutex::new(State::new_shard(core.clone(), rng, i, shards).unwrap())
+                })
+                .collect(),
+            sharding: Sharding::new(shards, prefix, &core, seed),
+            start: Instant::now(),
+        }
+    }
+
+    /// An IPv4 UDP datagram from 198.51.100.7:53 to 192.0.2.1:`port`, cut
+    /// into fragments of 64 bytes of upper layer.
+    fn reply_fragments(port: u16, ident: u16) -> Vec<Vec<u8>> {
+        let mut whole = Vec::new();
+        etherparse::PacketBuilder::ipv4([198, 51, 100, 7], [192, 0, 2, 1], 64)
+            .udp(53, port)
+            .write(&mut whole, &[0x5a; 200])
+            .unwrap();
+        let upper = &whole[20..];
+        let n = upper.len().div_ceil(64);
+        (0..n)
+            .map(|i| {
+                let data = &upper[i * 64..((i + 1) * 64).min(upper.len())];
+                let mut header = etherparse::Ipv4Header::new(
+                    u16::try_from(data.len()).unwrap(),
+                    64,
+                    etherparse::IpNumber::UDP,
+                    [198, 51, 100, 7],
+                    [192, 0, 2, 1],
+                )
+                .unwrap();
+                header.identification = ident;
+                header.more_fragments = i + 1 < n;
+                header.fragment_offset =
+                    etherparse::IpFragOffset::try_new(u16::try_from(i * 8).unwrap()).unwrap();
+                header.header_checksum = header.calc_header_checksum();
+                let mut p = header.to_bytes().to_vec();
+                p.extend_from_slice(data);
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn sharded_reversed_ipv4_fragments_follow_their_first_fragment() {
+        let shared = sharded_shared(4);
+        let translator = Translator::new("64:ff9b:1::/96".parse().unwrap(), SiitConfig::default());
+        let mut out = Packets::new();
+        let mut query = Vec::new();
+        etherparse::PacketBuilder::ipv6(
+            "2001:db8::10".parse::<Ipv6Addr>().unwrap().octets(),
+            "64:ff9b:1::c633:6407".parse::<Ipv6Addr>().unwrap().octets(),
+            64,
+        )
+        .udp(40000, 53)
+        .write(&mut query, b"query")
+        .unwrap();
+        let v = translate_sharded(&translator, &shared, 0, &mut query, &mut out);
+        assert_eq!(v, Verdict::SixToFour);
+        let out4 = out.get(0).unwrap();
+        let port = u16::from_be_bytes([out4[20], out4[21]]);
+        let port_shard = nat64::shard_of_port(port, 4);
+        let mut elsewhere = 0;
+        for ident in 0..12u16 {
+            let mut frags = reply_fragments(port, ident);
+            assert_eq!(frags.len(), 4);
+            let (key, _) = shared.sharding.fragment(&frags[1]).unwrap();
+            if shared.sharding.holding_shard(&key) != port_shard {
+                elsewhere += 1;
+            }
+            for f in frags[1..].iter_mut().rev() {
+                let v = translate_sharded(&translator, &shared, 10, f, &mut out);
+                assert_eq!(v, Verdict::Held, "datagram {ident}");
+            }
+            let v = translate_sharded(&translator, &shared, 10, &mut frags[0], &mut out);
+            assert_eq!(v, Verdict::FourToSix);
+            assert_eq!(
+                out.len(),
+                4,
+                "datagram {ident}: the first and the three held"
+            );
+            for p in out.packets() {
+                assert_eq!(
+                    p[24..40],
+                    "2001:db8::10".parse::<Ipv6Addr>().unwrap().octets()
+                );
+            }
+        }
+        assert!(elsewhere > 0, "some datagrams were held by another shard");
+        assert_eq!(shared.stats().fragments_held, 0);
+    }
+
+    #[test]
+    fn sharded_reversed_ipv6_fragments_of_a_static_entry_follow_their_first_fragment() {
+        // A static entry's datagrams are routed by its pool4 port, their
+        // later fragments (no port) by the source: pick a seed where the
+        // two shards differ.
+        let server: Ipv6Addr = "2001:db8::80".parse().unwrap();
+        let statics = "[[nat64.static_bib]]\nproto = \"udp\"\nipv6 = \"[2001:db8::80]:9000\"\nipv4 = \"192.0.2.1:9000\"\n";
+        let mut whole = Vec::new();
+        etherparse::PacketBuilder::ipv6(
+            server.octets(),
+            "64:ff9b:1::c633:6407".parse::<Ipv6Addr>().unwrap().octets(),
+            64,
+        )
+        .udp(9000, 5353)
+        .write(&mut whole, &[0x33; 300])
+        .unwrap();
+        let upper = whole[40..].to_vec();
+        let fragment = |i: usize, n: usize| {
+            let data = &upper[i * 104..((i + 1) * 104).min(upper.len())];
+            let mut p = whole[..40].to_vec();
+            p[6] = 44;
+            let word = (u16::try_from(i * 13).unwrap() << 3) | u16::from(i + 1 < n);
+            p.extend_from_slice(&[17, 0]);
+            p.extend_from_slice(&word.to_be_bytes());
+            p.extend_from_slice(&0x0abc_def0u32.to_be_bytes());
+            p.extend_from_slice(data);
+            let len = u16::try_from(p.len() - 40).unwrap();
+            p[4..6].copy_from_slice(&len.to_be_bytes());
+            p
+        };
+        let n = upper.len().div_ceil(104);
+        let mut frags: Vec<Vec<u8>> = (0..n).map(|i| fragment(i, n)).collect();
+        let shared = (0..64)
+            .map(|seed| sharded_shared_with(4, statics, seed))
+            .find(|sh| {
+                let (key, _) = sh.sharding.fragment(&frags[0]).unwrap();
+                sh.sharding.holding_shard(&key) != sh.sharding.route(&frags[0]).0
+            })
+            .expect("a seed that splits the static entry from its source's shard");
+        let translator = Translator::new("64:ff9b:1::/96".parse().unwrap(), SiitConfig::default());
+        let mut out = Packets::new();
+        for f in frags[1..].iter_mut().rev() {
+            let v = translate_sharded(&translator, &shared, 0, f, &mut out);
+            assert_eq!(v, Verdict::Held);
+        }
+        let v = translate_sharded(&translator, &shared, 0, &mut frags[0], &mut out);
+        assert_eq!(v, Verdict::SixToFour);
+        assert_eq!(out.len(), n, "the first and the held ones");
+        for p in out.packets() {
+            assert_eq!(p[12..16], [192, 0, 2, 1], "from the static entry's address");
+        }
+        assert_eq!(shared.stats().fragments_held, 0);
+    }
+
+    #[test]
+    fn held_fragments_that_time_out_are_counted_as_drops() {
+        let shared = Arc::new(sharded_shared(2));
+        let translator = Translator::new("64:ff9b:1::/96".parse().unwrap(), SiitConfig::default());
+        let mut out = Packets::new();
+        let mut later = reply_fragments(61001, 7).swap_remove(2);
+        let v = translate_sharded(&translator, &shared, 0, &mut later, &mut out);
+        assert_eq!(v, Verdict::Held);
+        let metrics = Metrics::new(Arc::clone(&shared));
+        metrics.count(v);
+        let mut text = Encoder::new();
+        metrics.collect(&mut text);
+        let text = text.finish();
+        assert!(text.contains("sixgate_nat64_held_fragments 1\n"), "{text}");
+        assert!(
+            text.contains("sixgate_nat64_packets_total{direction=\"held\"} 1\n"),
+            "{text}"
+        );
+        for i in 0..2 {
+            shared.lock(i).handle_timeout(nat64::FRAGMENT_MIN_MS);
+        }
+        let mut text = Encoder::new();
+        metrics.collect(&mut text);
+        let text = text.finish();
+        assert!(text.contains("sixgate_nat64_held_fragments 0\n"), "{text}");
+        assert!(
+            text.contains("sixgate_nat64_drops_total{reason=\"fragment_timeout\"} 1\n"),
             "{text}"
         );
     }

@@ -32,6 +32,9 @@ use std::time::Duration;
 
 use hashbrown::HashTable;
 
+pub use fragments::{
+    FragmentKey, FRAGMENT_MIN_MS, MAX_HELD, MAX_HELD_BYTES, MAX_HELD_PER_DATAGRAM,
+};
 pub use pool4::{Pool4, Pool4Entry, Pool4Error, PortRange};
 pub use random::{Random, SplitMix64};
 pub use table::{shard_of_port, ENTRY_BYTES};
@@ -376,6 +379,16 @@ pub struct Stats {
     pub refused: [u64; 6],
     /// ICMP errors not sent for `icmp_errors_per_second`.
     pub icmp_errors_suppressed: u64,
+    /// Later fragments held now, waiting for their first fragment.
+    pub fragments_held: u64,
+    /// Their bytes.
+    pub fragment_bytes_held: u64,
+    /// Held fragments dropped because their first fragment did not come
+    /// within FRAGMENT_MIN (`fragment_timeout`).
+    pub fragments_timed_out: u64,
+    /// Held fragments that did not translate once their first fragment came
+    /// (`fragment_release_failed`).
+    pub fragments_release_failed: u64,
 }
 
 /// One session, for display (`sixgate nat64 sessions`).
@@ -852,6 +865,37 @@ impl<R: Random> State<R> {
         }
     }
 
+    /// Whether the mapping of the datagram `key` is known (its first
+    /// fragment went through within FRAGMENT_MIN): a driver with several
+    /// shards asks each before holding a later fragment in one.
+    pub fn knows_fragment(&mut self, now_ms: u64, key: &FragmentKey) -> bool {
+        let now = self.clock(now_ms);
+        self.fragments.get(now, key).is_some()
+    }
+
+    /// Holds a later fragment of the datagram `key` whose first fragment has
+    /// not come yet; `false` when a limit ([`MAX_HELD`], [`MAX_HELD_BYTES`],
+    /// [`MAX_HELD_PER_DATAGRAM`]) is reached.
+    pub(crate) fn hold_fragment(&mut self, now_ms: u64, key: FragmentKey, packet: &[u8]) -> bool {
+        let now = self.clock(now_ms);
+        self.fragments.hold(now, key, packet).is_ok()
+    }
+
+    /// Takes the later fragments held for the datagram `key`, in the order
+    /// they came (for [`Translator::release_held`]).
+    pub fn take_held_fragments(&mut self, now_ms: u64, key: &FragmentKey) -> Vec<Vec<u8>> {
+        let now = self.clock(now_ms);
+        if !self.fragments.holds(key) {
+            return Vec::new();
+        }
+        self.fragments.take_held(now, key)
+    }
+
+    /// Counts a released fragment that did not translate.
+    pub(crate) fn fragment_release_failed(&mut self) {
+        self.fragments.release_failed += 1;
+    }
+
     /// The pool4 transport address of the BIB entry of `v6`, without
     /// creating or refreshing anything (for the inner packet of an ICMPv6
     /// error, RFC 6146 §3.5 / RFC 7915 §5.3).
@@ -877,9 +921,10 @@ impl<R: Random> State<R> {
     }
 
     /// When [`State::handle_timeout`] next has work, in the caller's
-    /// milliseconds; `None` when there are no sessions.
+    /// milliseconds; `None` when there are no sessions and no held
+    /// fragments.
     pub fn poll_timeout(&self) -> Option<u64> {
-        let mut soonest: Option<u64> = None;
+        let mut soonest: Option<u64> = self.fragments.next_deadline();
         for table in &self.tables {
             for timer in ALL_TIMERS {
                 if let Some(idx) = table.head(timer) {
@@ -891,8 +936,9 @@ impl<R: Random> State<R> {
         soonest
     }
 
-    /// Expires every session whose lifetime ended at or before `now_ms`;
-    /// returns how many were deleted. Costs O(sessions that expire).
+    /// Expires every session whose lifetime ended at or before `now_ms`, and
+    /// drops the held fragments that waited FRAGMENT_MIN; returns how many
+    /// sessions were deleted. Costs O(sessions and fragments that expire).
     pub fn handle_timeout(&mut self, now_ms: u64) -> u64 {
         self.handle_timeout_at_most(now_ms, usize::MAX).0
     }
@@ -902,6 +948,7 @@ impl<R: Random> State<R> {
     /// rounds. Returns (deleted, whether expired sessions remain).
     pub fn handle_timeout_at_most(&mut self, now_ms: u64, budget: usize) -> (u64, bool) {
         let now = self.clock(now_ms);
+        self.fragments.expire_held(now);
         let mut deleted = 0;
         let mut seen = 0usize;
         for pi in 0..3 {
@@ -949,8 +996,13 @@ impl<R: Random> State<R> {
             sessions_expired: self.expired,
             refused: self.refused,
             icmp_errors_suppressed: self.icmp_suppressed,
+            fragments_timed_out: self.fragments.timed_out,
+            fragments_release_failed: self.fragments.release_failed,
             ..Stats::default()
         };
+        let (held, bytes) = self.fragments.held();
+        s.fragments_held = u64::try_from(held).unwrap_or(u64::MAX);
+        s.fragment_bytes_held = u64::try_from(bytes).unwrap_or(u64::MAX);
         for (i, t) in self.tables.iter().enumerate() {
             s.sessions[i] = t.session_count();
             s.bib_entries[i] = t.bib_count();
@@ -962,7 +1014,9 @@ impl<R: Random> State<R> {
 
     /// Bytes the tables hold on the heap (by capacity).
     pub fn heap_bytes(&self) -> usize {
-        self.tables.iter().map(Table::heap_bytes).sum::<usize>() + self.per_source.capacity() * 21
+        self.tables.iter().map(Table::heap_bytes).sum::<usize>()
+            + self.per_source.capacity() * 21
+            + self.fragments.held().1
     }
 
     /// Every session, for display; O(table size).

@@ -27,8 +27,11 @@
 //! Fragments: the first fragment of a datagram carries the ports and is
 //! mapped as any packet; the state remembers its mapping for FRAGMENT_MIN
 //! (2 s, bounded) and the later fragments of the same datagram take it. A
-//! later fragment that comes before its first is dropped (`fragment`); there
-//! is no reassembly.
+//! later fragment that comes before its first is held by the state
+//! ([`Verdict::Held`], bounded) and translated right after its first
+//! fragment, in the same output; held longer than FRAGMENT_MIN it is dropped
+//! (`fragment_timeout`). There is no reassembly: each fragment is translated
+//! on its own (RFC 7915 §4.1, §5.1.1).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -37,8 +40,10 @@ use crate::prefix64::{is_global_v4, Prefix64};
 use crate::siit::{DropReason, Output, Siit, SiitConfig, Verdict as SiitVerdict};
 use crate::wire::{icmp, proto, Ipv4Packet, Ipv6Packet};
 
+use super::fragments::Seeded;
 use super::{
-    shard_of_port, Config, IcmpError, Pool4, Proto, Random, Refuse, State, Taddr4, Taddr6, TcpFlags,
+    shard_of_port, Config, FragmentKey, IcmpError, Pool4, Proto, Random, Refuse, State, Taddr4,
+    Taddr6, TcpFlags,
 };
 
 /// Why the NAT64 did not forward a packet. `as_str()` is the metric label;
@@ -51,8 +56,19 @@ pub enum Drop {
     State(Refuse),
     /// An IPv6 packet outside the prefix, or an IPv4 packet not to pool4.
     NotOurs,
-    /// An IP fragment (not implemented, see the module docs).
+    /// A later fragment that cannot be followed: of a hairpinned datagram.
     Fragment,
+    /// A later fragment that came before its first fragment, refused because
+    /// the held fragments reached a limit (`MAX_HELD`, `MAX_HELD_BYTES`,
+    /// `MAX_HELD_PER_DATAGRAM`).
+    FragmentQueueFull,
+    /// A held fragment whose first fragment did not come within
+    /// FRAGMENT_MIN. Counted by the state ([`super::Stats`]), never a
+    /// verdict.
+    FragmentTimeout,
+    /// A held fragment that did not translate once its first fragment came.
+    /// Counted by the state ([`super::Stats`]), never a verdict.
+    FragmentReleaseFailed,
     /// Not TCP, UDP or ICMP.
     Protocol,
     /// An ICMP error whose inner packet matches no BIB entry.
@@ -66,6 +82,9 @@ impl Drop {
             Drop::State(r) => r.as_str(),
             Drop::NotOurs => "not_nat64",
             Drop::Fragment => "fragment",
+            Drop::FragmentQueueFull => "fragment_queue_full",
+            Drop::FragmentTimeout => "fragment_timeout",
+            Drop::FragmentReleaseFailed => "fragment_release_failed",
             Drop::Protocol => "protocol",
             Drop::IcmpNoBinding => "icmp_no_bib_entry",
         }
@@ -79,6 +98,9 @@ impl Drop {
             [
                 Drop::NotOurs,
                 Drop::Fragment,
+                Drop::FragmentQueueFull,
+                Drop::FragmentTimeout,
+                Drop::FragmentReleaseFailed,
                 Drop::Protocol,
                 Drop::IcmpNoBinding,
             ]
@@ -99,6 +121,10 @@ pub enum Verdict {
     /// An IPv6 packet to a pool4 address went back out as IPv6 (RFC 6146
     /// §3.8).
     Hairpin,
+    /// A later fragment that came before its first fragment: held by the
+    /// state, and translated into the output of its first fragment when that
+    /// comes (or dropped after FRAGMENT_MIN). The output is empty.
+    Held,
     /// Not forwarded; the output holds the ICMP error for its source.
     IcmpError(Drop),
     /// Dropped; the output is empty.
@@ -107,7 +133,8 @@ pub enum Verdict {
 
 impl Verdict {
     /// Every value of `as_str`.
-    pub const LABELS: &'static [&'static str] = &["6to4", "4to6", "hairpin", "icmp_error", "drop"];
+    pub const LABELS: &'static [&'static str] =
+        &["6to4", "4to6", "hairpin", "held", "icmp_error", "drop"];
 
     /// The `direction` label of the packet counter.
     pub fn as_str(self) -> &'static str {
@@ -115,6 +142,7 @@ impl Verdict {
             Verdict::SixToFour => "6to4",
             Verdict::FourToSix => "4to6",
             Verdict::Hairpin => "hairpin",
+            Verdict::Held => "held",
             Verdict::IcmpError(_) => "icmp_error",
             Verdict::Drop(_) => "drop",
         }
@@ -202,6 +230,18 @@ impl Packets {
         self.buf.extend_from_slice(p);
         self.ends.push(self.buf.len());
         Some(start..self.buf.len())
+    }
+
+    /// Makes the owned buffer hold every packet so far, so that more can be
+    /// added after them.
+    fn adopt_all(&mut self) {
+        if !self.own {
+            for i in 0..self.siit.len() {
+                self.adopt(i);
+            }
+            self.own = true;
+        }
+        self.siit.clear();
     }
 
     fn push_own(&mut self, packet: &[u8]) -> std::ops::Range<usize> {
@@ -570,13 +610,61 @@ impl Translator {
         if state.is_pool4_addr(z) {
             return self.hairpin(second.unwrap_or(state), now, packet, out);
         }
-        match self.siit.translate(packet, &mut out.siit) {
+        let verdict = match self.siit.translate(packet, &mut out.siit) {
             SiitVerdict::SixToFour => Verdict::SixToFour,
             SiitVerdict::IcmpError(r) => Verdict::IcmpError(Drop::Xlat(r)),
             SiitVerdict::Drop(r) => Verdict::Drop(Drop::Xlat(r)),
             SiitVerdict::FourToSix | SiitVerdict::Hairpin => {
                 Verdict::Drop(Drop::Xlat(DropReason::Unsupported))
             }
+        };
+        if let (Verdict::SixToFour, Some(f)) = (verdict, walk.fragment) {
+            // The later fragments that came before this one follow it.
+            let key = FragmentKey::V6(src6.octets(), dst6.octets(), f.ident);
+            let held = state.take_held_fragments(now, &key);
+            self.release_held(state, now, held, out);
+        }
+        verdict
+    }
+
+    /// Translates later fragments taken from the state
+    /// ([`State::take_held_fragments`]) once their first fragment went
+    /// through (its mapping is remembered), adding them to `out` after the
+    /// packets already there. One that does not translate is counted
+    /// (`fragment_release_failed`).
+    pub fn release_held<R: Random>(
+        &self,
+        state: &mut State<R>,
+        now: u64,
+        held: Vec<Vec<u8>>,
+        out: &mut Packets,
+    ) {
+        if held.is_empty() {
+            return;
+        }
+        out.adopt_all();
+        for mut p in held {
+            let before = out.ends.len();
+            let v = match p.first().map(|b| b >> 4) {
+                Some(6) => self.six_to_four(state, None, now, &mut p, out),
+                Some(4) => self.four_to_six_inner(state, now, &mut p, out, false),
+                _ => Verdict::Drop(Drop::Xlat(DropReason::UnknownVersion)),
+            };
+            match v {
+                Verdict::SixToFour | Verdict::FourToSix | Verdict::IcmpError(_) => {
+                    // The 6→4 half leaves its packets in the stateless
+                    // output; the 4→6 half has adopted them already.
+                    if out.ends.len() == before {
+                        for i in 0..out.siit.len() {
+                            out.adopt(i);
+                        }
+                    }
+                }
+                // Held again: its mapping was pushed out meanwhile.
+                Verdict::Held => {}
+                Verdict::Hairpin | Verdict::Drop(_) => state.fragment_release_failed(),
+            }
+            out.siit.clear();
         }
     }
 
@@ -591,13 +679,19 @@ impl Translator {
         (src6, dst6, ident): (Ipv6Addr, Ipv6Addr, u32),
         out: &mut Packets,
     ) -> Verdict {
-        let Some(t) = state.fragment_v6(now, src6, dst6, ident) else {
-            return Verdict::Drop(Drop::Fragment);
-        };
         if self.extract(dst6).is_some_and(|z| state.is_pool4_addr(z)) {
             // A hairpinned datagram's later fragments: not followed.
             return Verdict::Drop(Drop::Fragment);
         }
+        let Some(t) = state.fragment_v6(now, src6, dst6, ident) else {
+            // Before its first fragment: held until that one comes.
+            let key = FragmentKey::V6(src6.octets(), dst6.octets(), ident);
+            return if state.hold_fragment(now, key, packet) {
+                Verdict::Held
+            } else {
+                Verdict::Drop(Drop::FragmentQueueFull)
+            };
+        };
         packet[8..24].copy_from_slice(&self.prefix.embed_unchecked(t).octets());
         match self.siit.translate(packet, &mut out.siit) {
             SiitVerdict::SixToFour => Verdict::SixToFour,
@@ -741,6 +835,11 @@ impl Translator {
             return Verdict::Drop(Drop::Xlat(DropReason::FragmentedIcmp));
         }
         if offset != 0 {
+            if hairpin {
+                // Never made: a hairpin's later fragments stop on the 6→4
+                // side.
+                return Verdict::Drop(Drop::Fragment);
+            }
             return self.later_fragment_4to6(
                 state,
                 now,
@@ -799,6 +898,12 @@ impl Translator {
                 fix_checksum(l4b, l4.checksum_at, l4.udp, old, new);
             }
         }
+        if fragment && !hairpin {
+            // The later fragments that came before this one follow it.
+            let key = FragmentKey::V4(src4.octets(), dst4.octets(), protocol, ident);
+            let held = state.take_held_fragments(now, &key);
+            self.release_held(state, now, held, out);
+        }
         verdict
     }
 
@@ -814,7 +919,13 @@ impl Translator {
         out: &mut Packets,
     ) -> Verdict {
         let Some(x) = state.fragment_v4(now, (src4, dst4), protocol, ident) else {
-            return Verdict::Drop(Drop::Fragment);
+            // Before its first fragment: held until that one comes.
+            let key = FragmentKey::V4(src4.octets(), dst4.octets(), protocol, ident);
+            return if state.hold_fragment(now, key, packet) {
+                Verdict::Held
+            } else {
+                Verdict::Drop(Drop::FragmentQueueFull)
+            };
         };
         match self.siit.translate(packet, &mut out.siit) {
             SiitVerdict::FourToSix => {}
@@ -1007,11 +1118,75 @@ impl Sharding {
     }
 
     /// Whether `packet` is an IPv4 fragment after the first: it carries no
-    /// port, so no shard can be named for it; a driver tries each shard
-    /// until one knows its datagram (the others answer `Drop(Fragment)`
-    /// without touching the packet).
+    /// port, so no shard can be named for it (see [`Sharding::fragment`]).
     pub fn is_later_ipv4_fragment(&self, packet: &[u8]) -> bool {
         Ipv4Packet::new_checked(packet).is_ok_and(|ip| ip.frag_offset_units() != 0)
+    }
+
+    /// The datagram of a fragment (IPv4, or IPv6 with a Fragment header) and
+    /// whether the fragment is a later one (offset not 0); `None` for a
+    /// packet that is not a fragment.
+    ///
+    /// A later fragment carries no port, so [`Sharding::route`] cannot name
+    /// the shard of its datagram for sure (an IPv4 one not at all; an IPv6
+    /// one of a static BIB entry's datagram goes elsewhere than its first).
+    /// A driver asks the shards whether they know the datagram
+    /// ([`State::knows_fragment`], the [`Sharding::holding_shard`] first)
+    /// and, when none does, lets the holding shard hold it; after a first
+    /// fragment is translated in another shard than the holding one, it
+    /// takes the held fragments from there ([`State::take_held_fragments`])
+    /// and releases them through the first fragment's shard
+    /// ([`Translator::release_held`]).
+    pub fn fragment(&self, packet: &[u8]) -> Option<(FragmentKey, bool)> {
+        match packet.first().map(|b| b >> 4) {
+            Some(4) => {
+                let ip = Ipv4Packet::new_checked(packet).ok()?;
+                if !ip.is_fragment() {
+                    return None;
+                }
+                let key = FragmentKey::V4(
+                    ip.src_addr().octets(),
+                    ip.dst_addr().octets(),
+                    ip.protocol(),
+                    ip.ident(),
+                );
+                Some((key, ip.frag_offset_units() != 0))
+            }
+            Some(6) => {
+                // The common case first: a transport header right after the
+                // fixed header, no extension header to walk.
+                if matches!(
+                    packet.get(6),
+                    Some(&(proto::TCP | proto::UDP | proto::ICMPV6))
+                ) {
+                    return None;
+                }
+                let ip = Ipv6Packet::new_checked(packet).ok()?;
+                let f = ip.walk().ok()?.fragment?;
+                let key = FragmentKey::V6(ip.src_addr().octets(), ip.dst_addr().octets(), f.ident);
+                Some((key, f.offset_units != 0))
+            }
+            _ => None,
+        }
+    }
+
+    /// The shard that holds the later fragments of the datagram `key` that
+    /// came before its first fragment: for IPv6, the shard of the source
+    /// (where [`Sharding::route`] sends its first fragment too, unless that
+    /// one is for a static BIB entry); for IPv4, a hash of the datagram's
+    /// identity.
+    pub fn holding_shard(&self, key: &FragmentKey) -> usize {
+        use std::hash::BuildHasher;
+        if self.shards == 1 {
+            return 0;
+        }
+        match key {
+            FragmentKey::V6(src, _, _) => self.of_v6(Proto::Udp, src, 0),
+            FragmentKey::V4(..) => {
+                let h = Seeded(self.seed ^ 0x6a09_e667).hash_one(key);
+                usize::try_from(h % u64::try_from(self.shards).unwrap_or(1)).unwrap_or(0)
+            }
+        }
     }
 
     fn route4(&self, packet: &[u8]) -> Option<usize> {

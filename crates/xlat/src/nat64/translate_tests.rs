@@ -604,23 +604,326 @@ fn a_fragmented_udp_query_leaves_whole() {
     assert_eq!(&udp[8..], &payload[..]);
 }
 
+/// Cuts the upper layer of a whole IPv4 packet into fragments of `size`
+/// bytes (a multiple of 8; the last one shorter), in order.
+fn fragments4(whole: &[u8], size: usize, ident: u16) -> Vec<Vec<u8>> {
+    let upper = &whole[20..];
+    let n = upper.len().div_ceil(size);
+    (0..n)
+        .map(|i| {
+            let data = &upper[i * size..((i + 1) * size).min(upper.len())];
+            let mut p = whole[..20].to_vec();
+            p.extend_from_slice(data);
+            let total = u16::try_from(p.len()).unwrap();
+            p[2..4].copy_from_slice(&total.to_be_bytes());
+            p[4..6].copy_from_slice(&ident.to_be_bytes());
+            let more = if i + 1 < n { 0x2000 } else { 0 };
+            let flags = more | u16::try_from(i * size / 8).unwrap();
+            p[6..8].copy_from_slice(&flags.to_be_bytes());
+            p[10..12].copy_from_slice(&[0, 0]);
+            let hc = crate::checksum::checksum(&p[..20]);
+            p[10..12].copy_from_slice(&hc.to_be_bytes());
+            p
+        })
+        .collect()
+}
+
+/// Cuts the upper layer of a whole IPv6 packet (no extension headers) into
+/// fragments of `size` bytes (a multiple of 8), in order.
+fn fragments6(whole: &[u8], size: usize, ident: u32) -> Vec<Vec<u8>> {
+    let upper = &whole[40..];
+    let nh = whole[6];
+    let n = upper.len().div_ceil(size);
+    (0..n)
+        .map(|i| {
+            let data = &upper[i * size..((i + 1) * size).min(upper.len())];
+            let mut p = whole[..40].to_vec();
+            p[6] = 44;
+            let mut fh = [0u8; 8];
+            fh[0] = nh;
+            let units = u16::try_from(i * size / 8).unwrap();
+            fh[2..4].copy_from_slice(&((units << 3) | u16::from(i + 1 < n)).to_be_bytes());
+            fh[4..8].copy_from_slice(&ident.to_be_bytes());
+            p.extend_from_slice(&fh);
+            p.extend_from_slice(data);
+            let len = u16::try_from(p.len() - 40).unwrap();
+            p[4..6].copy_from_slice(&len.to_be_bytes());
+            p
+        })
+        .collect()
+}
+
+/// Puts translated IPv4 fragments (in any order) back together as one
+/// unfragmented IPv4 packet, which [`check`] then parses with its transport
+/// checksum. Every fragment's header must be valid and share the
+/// identification.
+fn reassembled4(frags: &[Vec<u8>]) -> Vec<u8> {
+    let mut parts: Vec<(usize, bool, &[u8])> = frags
+        .iter()
+        .map(|f| {
+            check(f);
+            assert_eq!(f[4..6], frags[0][4..6], "one identification");
+            let word = u16::from_be_bytes([f[6], f[7]]);
+            let hl = usize::from(f[0] & 0x0f) * 4;
+            (usize::from(word & 0x1fff) * 8, word & 0x2000 != 0, &f[hl..])
+        })
+        .collect();
+    parts.sort_by_key(|p| p.0);
+    let mut data = Vec::new();
+    for (i, (offset, more, bytes)) in parts.iter().enumerate() {
+        assert_eq!(*offset, data.len(), "fragments meet without a gap");
+        assert_eq!(*more, i + 1 < parts.len(), "only the last has MF clear");
+        data.extend_from_slice(bytes);
+    }
+    let mut whole = frags[0][..20].to_vec();
+    whole[0] = 0x45;
+    whole.extend_from_slice(&data);
+    let total = u16::try_from(whole.len()).unwrap();
+    whole[2..4].copy_from_slice(&total.to_be_bytes());
+    whole[6..8].copy_from_slice(&[0, 0]);
+    whole[10..12].copy_from_slice(&[0, 0]);
+    let hc = crate::checksum::checksum(&whole[..20]);
+    whole[10..12].copy_from_slice(&hc.to_be_bytes());
+    whole
+}
+
+/// The same for translated IPv6 fragments (a Fragment header right after
+/// the fixed header): one unfragmented IPv6 packet.
+fn reassembled6(frags: &[Vec<u8>]) -> Vec<u8> {
+    let mut parts: Vec<(usize, bool, &[u8])> = frags
+        .iter()
+        .map(|f| {
+            check(f);
+            assert_eq!(f[6], 44, "a Fragment header");
+            assert_eq!(f[44..48], frags[0][44..48], "one identification");
+            assert_eq!(f[8..40], frags[0][8..40], "one source and destination");
+            let word = u16::from_be_bytes([f[42], f[43]]);
+            (usize::from(word >> 3) * 8, word & 1 != 0, &f[48..])
+        })
+        .collect();
+    parts.sort_by_key(|p| p.0);
+    let mut data = Vec::new();
+    for (i, (offset, more, bytes)) in parts.iter().enumerate() {
+        assert_eq!(*offset, data.len(), "fragments meet without a gap");
+        assert_eq!(*more, i + 1 < parts.len(), "only the last has M clear");
+        data.extend_from_slice(bytes);
+    }
+    let mut whole = frags[0][..40].to_vec();
+    whole[6] = frags[0][40];
+    whole.extend_from_slice(&data);
+    let len = u16::try_from(data.len()).unwrap();
+    whole[4..6].copy_from_slice(&len.to_be_bytes());
+    whole
+}
+
 #[test]
-fn a_later_fragment_without_its_first_is_dropped() {
+fn reversed_ipv6_fragments_are_held_then_leave_whole_behind_the_first() {
     let (x, mut st) = setup(&[POOL]);
     let mut out = Packets::new();
-    let whole = udp4(S4, 53, POOL, 61001, &[7u8; 100]);
-    let (_, mut second) = fragment4(&whole, 64, 9);
+    let payload: Vec<u8> = (0..1000u32)
+        .map(|i| (i * 7 % 256).to_be_bytes()[3])
+        .collect();
+    let whole = udp6(C6, 40000, S4_V6, 53, 64, &payload);
+    let mut frags = fragments6(&whole, 256, 0x5151_0001);
+    assert_eq!(frags.len(), 4);
+    for (i, f) in frags[1..].iter_mut().rev().enumerate() {
+        let now = u64::try_from(i).unwrap() * 10;
+        assert_eq!(x.translate(&mut st, now, f, &mut out), Verdict::Held);
+        assert!(out.is_empty(), "nothing leaves before the first fragment");
+    }
+    assert_eq!(st.stats().fragments_held, 3);
+    assert_eq!(st.session_count(), 0, "a later fragment makes no state");
     assert_eq!(
-        x.translate(&mut st, 0, &mut second, &mut out),
-        Verdict::Drop(Drop::Fragment)
+        x.translate(&mut st, 100, &mut frags[0], &mut out),
+        Verdict::SixToFour
     );
+    let got: Vec<Vec<u8>> = out.packets().map(<[u8]>::to_vec).collect();
+    assert_eq!(got.len(), 4, "the first fragment and the three held");
+    assert_eq!(got[0][6..8], [0x20, 0], "the first fragment leaves first");
+    for g in &got {
+        assert_eq!(&g[12..16], &a4(POOL));
+        assert_eq!(&g[16..20], &a4(S4));
+    }
+    let datagram = reassembled4(&got);
+    let s = check(&datagram);
+    assert_eq!(addrs4(&s), (a4(POOL), a4(S4)));
+    let (t, dport) = ports(&s);
+    assert_eq!(dport, 53);
+    assert_eq!(st.sessions(100)[0].v4.port, t, "the port of the session");
+    assert_eq!(&datagram[28..], &payload[..]);
+    let stats = st.stats();
+    assert_eq!((stats.fragments_held, stats.fragment_bytes_held), (0, 0));
+    assert_eq!(stats.fragments_timed_out, 0);
+}
+
+#[test]
+fn reversed_ipv4_fragments_are_held_then_reach_the_client_whole() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut q = udp6(C6, 40000, S4_V6, 53, 64, b"query");
+    x.translate(&mut st, 0, &mut q, &mut out);
+    let t = ports(&check(&one(&out))).0;
+    let payload: Vec<u8> = (0..900u32)
+        .map(|i| (i * 13 % 256).to_be_bytes()[3])
+        .collect();
+    let whole = udp4(S4, 53, POOL, t, &payload);
+    let mut frags = fragments4(&whole, 304, 0x4343);
+    assert_eq!(frags.len(), 3);
+    for f in frags[1..].iter_mut().rev() {
+        assert_eq!(x.translate(&mut st, 10, f, &mut out), Verdict::Held);
+        assert!(out.is_empty());
+    }
+    assert_eq!(
+        x.translate(&mut st, 20, &mut frags[0], &mut out),
+        Verdict::FourToSix
+    );
+    let got: Vec<Vec<u8>> = out.packets().map(<[u8]>::to_vec).collect();
+    assert_eq!(got.len(), 3);
+    for g in &got {
+        assert_eq!(&g[24..40], &a6(C6), "every fragment goes to the client");
+    }
+    let datagram = reassembled6(&got);
+    let s = check(&datagram);
+    assert_eq!(addrs6(&s), (a6(S4_V6), a6(C6)));
+    assert_eq!(ports(&s), (53, 40000));
+    assert_eq!(&datagram[48..], &payload[..]);
+    assert_eq!(st.stats().fragments_held, 0);
+}
+
+#[test]
+fn fragments_in_any_order_after_the_first_pass_at_once() {
+    // first, then the rest reversed: nothing is held.
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let whole = udp6(C6, 40000, S4_V6, 53, 64, &[5u8; 600]);
+    let mut frags = fragments6(&whole, 200, 77);
+    let mut got = Vec::new();
+    let n = frags.len();
+    for i in [0, n - 1, 1] {
+        assert_eq!(
+            x.translate(&mut st, 0, &mut frags[i], &mut out),
+            Verdict::SixToFour
+        );
+        got.extend(out.packets().map(<[u8]>::to_vec));
+    }
+    assert_eq!(n, 4);
+    assert_eq!(
+        x.translate(&mut st, 0, &mut frags[2], &mut out),
+        Verdict::SixToFour
+    );
+    got.extend(out.packets().map(<[u8]>::to_vec));
+    assert_eq!(&reassembled4(&got)[28..], &[5u8; 600][..]);
+    assert_eq!(st.stats().fragments_held, 0);
+}
+
+#[test]
+fn a_held_fragment_is_dropped_after_fragment_min() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
     let whole = udp6(C6, 1, S4_V6, 53, 64, &[7u8; 100]);
-    let (_, mut second) = fragment6(&whole, 64, 9);
+    let (mut first, mut second) = fragment6(&whole, 64, 9);
+    assert_eq!(st.poll_timeout(), None);
     assert_eq!(
-        x.translate(&mut st, 0, &mut second, &mut out),
-        Verdict::Drop(Drop::Fragment)
+        x.translate(&mut st, 1000, &mut second, &mut out),
+        Verdict::Held
     );
+    assert_eq!(st.poll_timeout(), Some(1000 + FRAGMENT_MIN_MS));
+    st.handle_timeout(2999);
+    assert_eq!(st.stats().fragments_held, 1, "still waiting at 1.999 s");
+    st.handle_timeout(3000);
+    let stats = st.stats();
+    assert_eq!((stats.fragments_held, stats.fragment_bytes_held), (0, 0));
+    assert_eq!(stats.fragments_timed_out, 1);
+    assert_eq!(st.poll_timeout(), None);
+    // The first fragment, late: it goes alone.
+    assert_eq!(
+        x.translate(&mut st, 3100, &mut first, &mut out),
+        Verdict::SixToFour
+    );
+    assert_eq!(out.len(), 1);
+}
+
+#[test]
+fn a_first_fragment_that_never_comes_leaves_nothing_behind() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let whole = udp4(S4, 53, POOL, 61001, &[7u8; 400]);
+    let frags = fragments4(&whole, 104, 9);
+    for mut f in frags[1..].iter().cloned() {
+        assert_eq!(x.translate(&mut st, 0, &mut f, &mut out), Verdict::Held);
+    }
+    assert_eq!(st.stats().fragments_held, 3);
+    // Without handle_timeout: the next fragment operation expires them.
+    let other = udp6(C6, 1, S4_V6, 53, 64, &[1u8; 100]);
+    let (_, mut late) = fragment6(&other, 64, 10);
+    assert_eq!(
+        x.translate(&mut st, 2000, &mut late, &mut out),
+        Verdict::Held
+    );
+    let stats = st.stats();
+    assert_eq!(stats.fragments_timed_out, 3);
+    assert_eq!(stats.fragments_held, 1);
     assert_eq!(st.session_count(), 0);
+    st.handle_timeout(4000);
+    assert_eq!(st.stats().fragments_held, 0);
+    assert_eq!(st.stats().fragments_timed_out, 4);
+    assert_eq!(st.stats().fragment_bytes_held, 0);
+}
+
+#[test]
+fn held_fragments_stay_within_their_limits_under_a_flood() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let whole = udp4(S4, 53, POOL, 61001, &[3u8; 2000]);
+    let mut full = 0;
+    // Distinct datagrams, one 1 KiB later fragment each.
+    for id in 0..3000u16 {
+        let mut f = fragments4(&whole, 1024, id).swap_remove(1);
+        match x.translate(&mut st, 0, &mut f, &mut out) {
+            Verdict::Held => {}
+            Verdict::Drop(Drop::FragmentQueueFull) => full += 1,
+            other => panic!("{other:?}"),
+        }
+        let s = st.stats();
+        assert!(s.fragments_held <= MAX_HELD as u64);
+        assert!(s.fragment_bytes_held <= MAX_HELD_BYTES as u64);
+    }
+    let s = st.stats();
+    assert!(full > 0, "the flood hit a limit");
+    assert_eq!(s.fragments_held + full, 3000);
+    // After FRAGMENT_MIN, room again.
+    st.handle_timeout(FRAGMENT_MIN_MS);
+    assert_eq!(st.stats().fragments_held, 0);
+    assert_eq!(st.stats().fragments_timed_out, 3000 - full);
+}
+
+#[test]
+fn one_datagram_holds_at_most_max_held_per_datagram() {
+    let (x, mut st) = setup(&[POOL]);
+    let mut out = Packets::new();
+    let mut q = udp6(C6, 40000, S4_V6, 53, 64, b"query");
+    x.translate(&mut st, 0, &mut q, &mut out);
+    let t = ports(&check(&one(&out))).0;
+    let whole = udp4(S4, 53, POOL, t, &[9u8; 8 * 100]);
+    let mut frags = fragments4(&whole, 8, 1);
+    let n = frags.len();
+    let mut verdicts = Vec::new();
+    for f in frags[1..].iter_mut().rev() {
+        verdicts.push(x.translate(&mut st, 0, f, &mut out));
+    }
+    let held = verdicts.iter().filter(|v| **v == Verdict::Held).count();
+    assert_eq!(held, MAX_HELD_PER_DATAGRAM);
+    assert!(verdicts[held..]
+        .iter()
+        .all(|v| *v == Verdict::Drop(Drop::FragmentQueueFull)));
+    // The first releases the ones held (the datagram stays incomplete:
+    // the receiver's reassembly times out, as with any lost fragment).
+    assert_eq!(
+        x.translate(&mut st, 0, &mut frags[0], &mut out),
+        Verdict::FourToSix
+    );
+    assert_eq!(out.len(), 1 + MAX_HELD_PER_DATAGRAM);
+    assert!(n > 1 + MAX_HELD_PER_DATAGRAM);
 }
 
 #[test]
@@ -824,6 +1127,27 @@ fn sharded_static_bib_entries_live_in_the_shard_of_their_port() {
 }
 
 #[test]
+fn sharding_names_the_datagram_of_fragments_of_both_families() {
+    let (_, _, sh) = sharded(3, Vec::new());
+    let whole6 = udp6(C6, 1, S4_V6, 53, 64, &[0; 100]);
+    assert_eq!(sh.fragment(&whole6), None);
+    let (first, later) = fragment6(&whole6, 64, 0x77);
+    let key6 = FragmentKey::V6(a6(C6), a6(S4_V6), 0x77);
+    assert_eq!(sh.fragment(&first), Some((key6, false)));
+    assert_eq!(sh.fragment(&later), Some((key6, true)));
+    // An IPv6 datagram is held where its source's first fragment goes.
+    assert_eq!(sh.holding_shard(&key6), sh.route(&later).0);
+    assert_eq!(sh.holding_shard(&key6), sh.route(&first).0);
+    let whole4 = udp4(S4, 53, POOL, 61001, &[0; 100]);
+    assert_eq!(sh.fragment(&whole4), None);
+    let (first, later) = fragment4(&whole4, 64, 0x99);
+    let key4 = FragmentKey::V4(a4(S4), a4(POOL), 17, 0x99);
+    assert_eq!(sh.fragment(&first), Some((key4, false)));
+    assert_eq!(sh.fragment(&later), Some((key4, true)));
+    assert!(sh.holding_shard(&key4) < 3);
+}
+
+#[test]
 fn every_drop_label_is_listed_once() {
     let labels = Drop::labels();
     let mut sorted = labels.clone();
@@ -835,6 +1159,44 @@ fn every_drop_label_is_listed_once() {
 }
 
 proptest! {
+    /// Later fragments of random datagrams, sizes and times (a flood of
+    /// bogus ones) never hold more than the limits, and none is held longer
+    /// than FRAGMENT_MIN.
+    #[test]
+    fn held_fragments_are_bounded_in_count_bytes_and_time(
+        steps in proptest::collection::vec((0u16..8, 1usize..180, 0u64..400, any::<bool>()), 1..400)
+    ) {
+        let (x, mut st) = setup(&[POOL]);
+        let mut out = Packets::new();
+        let mut now = 0;
+        let mut last_held = None;
+        for (id, units, dt, v6) in steps {
+            now += dt;
+            let payload = vec![1u8; units * 8 + 8];
+            let mut f = if v6 {
+                fragments6(&udp6(C6, 1, S4_V6, 53, 64, &payload), 8, u32::from(id)).swap_remove(1)
+            } else {
+                fragments4(&udp4(S4, 53, POOL, 61001, &payload), 8, id).swap_remove(1)
+            };
+            let v = x.translate(&mut st, now, &mut f, &mut out);
+            prop_assert!(matches!(v, Verdict::Held | Verdict::Drop(Drop::FragmentQueueFull)), "{:?}", v);
+            if v == Verdict::Held {
+                last_held = Some(now);
+            }
+            let s = st.stats();
+            prop_assert!(s.fragments_held <= MAX_HELD as u64);
+            prop_assert!(s.fragment_bytes_held <= MAX_HELD_BYTES as u64);
+            if let Some(at) = st.poll_timeout() {
+                prop_assert!(at <= now + FRAGMENT_MIN_MS);
+            }
+        }
+        if let Some(at) = last_held {
+            st.handle_timeout(at + FRAGMENT_MIN_MS);
+        }
+        prop_assert_eq!(st.stats().fragments_held, 0);
+        prop_assert_eq!(st.session_count(), 0);
+    }
+
     /// Nonsense from either side never panics and never creates more state
     /// than the limits allow.
     #[test]
