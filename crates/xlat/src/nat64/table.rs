@@ -26,6 +26,10 @@ use super::Proto;
 pub(crate) const NONE: u32 = u32::MAX;
 /// `Bib::refs` bit marking a static entry (never freed).
 const STATIC: u32 = 1 << 31;
+/// `Bib::refs` bit marking an entry a reconfiguration deleted: it is out of
+/// both indices already (no packet finds it, its port is free), and is
+/// freed with its last session (see `Table::next_doomed`).
+const DOOMED: u32 = 1 << 30;
 
 /// Timer classes; each has its own expiry list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +75,11 @@ impl Bib {
     }
 
     pub fn sessions(&self) -> u32 {
-        self.refs & !STATIC
+        self.refs & !(STATIC | DOOMED)
+    }
+
+    pub fn is_doomed(&self) -> bool {
+        self.refs & DOOMED != 0
     }
 
     pub fn v6(&self) -> (Ipv6Addr, u16) {
@@ -270,6 +278,11 @@ pub(crate) struct Table {
     pool_ports: u64,
     shard: usize,
     shards: usize,
+    /// Sessions whose BIB entry is doomed, not yet deleted.
+    doomed_sessions: u32,
+    /// Where the purge of doomed sessions goes on in the session slab;
+    /// `None` when there is nothing to purge.
+    purge_cursor: Option<u32>,
 }
 
 impl Table {
@@ -281,25 +294,9 @@ impl Table {
         adf: bool,
         (shard, shards): (usize, usize),
     ) -> Self {
-        let blocks: Vec<Block> = pool
-            .blocks()
-            .iter()
-            .map(|(a, r)| Block {
-                addr: a.octets(),
-                range: *r,
-                slots: Vec::new(),
-                used: 0,
-                owned: owned_ports(*r, shard, shards),
-            })
-            .collect();
+        let blocks = blocks_of_pool(pool, shard, shards);
         let pool_ports = blocks.iter().map(|b| u64::from(b.owned)).sum();
-        let mut addrs: Vec<([u8; 4], usize, usize)> = Vec::new();
-        for (i, b) in blocks.iter().enumerate() {
-            match addrs.last_mut() {
-                Some(last) if last.0 == b.addr => last.2 = i + 1,
-                _ => addrs.push((b.addr, i, i + 1)),
-            }
-        }
+        let addrs = addrs_of(&blocks);
         Self {
             proto,
             seed,
@@ -319,7 +316,14 @@ impl Table {
             pool_ports,
             shard,
             shards,
+            doomed_sessions: 0,
+            purge_cursor: None,
         }
+    }
+
+    /// (shard, shards) of this table.
+    pub fn shard(&self) -> (usize, usize) {
+        (self.shard, self.shards)
     }
 
     /// Whether this shard hands out `port`.
@@ -572,17 +576,172 @@ impl Table {
     }
 
     fn remove_bib(&mut self, idx: u32) {
+        self.unhook6(idx);
+        self.unhook4(idx);
+        self.bibs[idx as usize].refs = 0;
+        self.free_bibs.push(idx);
+        self.bib_count -= 1;
+    }
+
+    /// Takes a BIB entry out of the IPv6-side index.
+    fn unhook6(&mut self, idx: u32) {
         let b = self.bibs[idx as usize];
         let h = hash6(self.seed, &b.addr6, b.port6);
         if let Ok(entry) = self.by6.find_entry(h, |&i| i == idx) {
             entry.remove();
         }
-        match self.block_of(b.addr4, b.port4) {
-            Some(blk) => self.blocks[blk].set(b.port4, NONE),
-            None => self.static4.retain(|(_, i)| *i != idx),
+    }
+
+    /// Takes a BIB entry off its pool4 port (which then is free), or out of
+    /// the static entries outside the ranges. A port that another entry
+    /// holds by now is left alone.
+    fn unhook4(&mut self, idx: u32) {
+        let b = self.bibs[idx as usize];
+        if let Some(blk) = self.block_of(b.addr4, b.port4) {
+            if self.blocks[blk].slot(b.port4) == idx {
+                self.blocks[blk].set(b.port4, NONE);
+                return;
+            }
         }
-        self.free_bibs.push(idx);
-        self.bib_count -= 1;
+        self.static4.retain(|(_, i)| *i != idx);
+    }
+
+    /// Deletes a BIB entry for a reconfiguration: at once when it has no
+    /// sessions, else it leaves both indices now (no packet finds it, its
+    /// port is free) and its sessions are deleted by the purge rounds
+    /// ([`Table::next_doomed`]) or expire, the last one freeing it. Returns
+    /// how many sessions wait.
+    pub fn doom(&mut self, idx: u32) -> u32 {
+        let b = self.bibs[idx as usize];
+        if b.refs == 0 || b.is_doomed() {
+            return 0;
+        }
+        let n = b.sessions();
+        if n == 0 {
+            self.remove_bib(idx);
+            return 0;
+        }
+        self.unhook6(idx);
+        self.unhook4(idx);
+        self.bibs[idx as usize].refs = n | DOOMED;
+        self.doomed_sessions += n;
+        // Start over: sessions behind the cursor may belong to this entry.
+        self.purge_cursor = Some(0);
+        n
+    }
+
+    /// Makes an existing entry static (a static entry was configured with
+    /// the mapping a dynamic one already had).
+    pub fn make_static(&mut self, idx: u32) {
+        self.bibs[idx as usize].refs |= STATIC;
+    }
+
+    /// The next session of a doomed BIB entry, looking at no more than
+    /// `budget` slab slots (counted down). `None`: nothing left, or the
+    /// budget ran out ([`Table::purging`] tells which).
+    pub fn next_doomed(&mut self, budget: &mut usize) -> Option<u32> {
+        while let Some(cursor) = self.purge_cursor {
+            if self.doomed_sessions == 0 || cursor as usize >= self.sessions.len() {
+                self.purge_cursor = None;
+                return None;
+            }
+            if *budget == 0 {
+                return None;
+            }
+            *budget -= 1;
+            self.purge_cursor = Some(cursor + 1);
+            let s = &self.sessions[cursor as usize];
+            if s.timer != FREE && self.bibs[s.bib as usize].is_doomed() {
+                return Some(cursor);
+            }
+        }
+        None
+    }
+
+    /// Whether doomed sessions remain to be purged.
+    pub fn purging(&self) -> bool {
+        self.purge_cursor.is_some()
+    }
+
+    /// Replaces this protocol's pool4. Blocks that stay as they were keep
+    /// their ports; the BIB entries whose IPv4 transport address is no
+    /// longer in the pool are doomed (static entries stay while their
+    /// address is a pool4 address). Returns (BIB entries doomed, sessions
+    /// they had). Adding blocks costs O(blocks); removing or changing a
+    /// block that holds ports costs one pass over the BIB slab.
+    pub fn set_pool(&mut self, pool: &ProtoPool) -> (u32, u32) {
+        let mut fresh = blocks_of_pool(pool, self.shard, self.shards);
+        let mut kept = vec![false; fresh.len()];
+        let mut all_kept = true;
+        for old in std::mem::take(&mut self.blocks) {
+            let at = fresh
+                .binary_search_by_key(&(old.addr, old.range.first), |b| (b.addr, b.range.first));
+            match at {
+                Ok(i) if fresh[i].range == old.range => {
+                    fresh[i].slots = old.slots;
+                    fresh[i].used = old.used;
+                    kept[i] = true;
+                }
+                _ => all_kept &= old.used == 0,
+            }
+        }
+        self.pool_ports = fresh.iter().map(|b| u64::from(b.owned)).sum();
+        self.addrs = addrs_of(&fresh);
+        self.blocks = fresh;
+        if all_kept && self.static4.is_empty() {
+            return (0, 0);
+        }
+        // Place every live entry again: on its port if the port is still in
+        // the pool (and free), else among the static entries outside the
+        // ranges, else it goes.
+        self.static4.clear();
+        let mut doomed = Vec::new();
+        for idx in 0..self.bibs.len() {
+            let Ok(idx) = u32::try_from(idx) else { break };
+            let b = self.bibs[idx as usize];
+            if b.refs == 0 || b.is_doomed() {
+                continue;
+            }
+            match self.block_of(b.addr4, b.port4) {
+                Some(blk) if kept[blk] && self.blocks[blk].slot(b.port4) == idx => {}
+                Some(blk) if !kept[blk] && self.blocks[blk].slot(b.port4) == NONE => {
+                    self.blocks[blk].set(b.port4, idx);
+                }
+                None if b.is_static() && self.has_address(b.addr4) => {
+                    self.static4.push(((b.addr4, b.port4), idx));
+                }
+                _ => doomed.push(idx),
+            }
+        }
+        let mut sessions = 0;
+        for &idx in &doomed {
+            sessions += self.doom(idx);
+        }
+        (u32::try_from(doomed.len()).unwrap_or(u32::MAX), sessions)
+    }
+
+    /// Switches address-dependent filtering on (building its index from the
+    /// live sessions, one pass) or off (dropping the index).
+    pub fn set_adf(&mut self, on: bool) {
+        if !on {
+            self.adf = None;
+            return;
+        }
+        if self.adf.is_some() {
+            return;
+        }
+        let seed = self.seed;
+        let mut adf: HashTable<(u32, [u8; 4], u32)> = HashTable::new();
+        for s in self.sessions.iter().filter(|s| s.timer != FREE) {
+            let h = hash_adf(seed, s.bib, s.remote4);
+            match adf.find_mut(h, |e| e.0 == s.bib && e.1 == s.remote4) {
+                Some(e) => e.2 += 1,
+                None => {
+                    adf.insert_unique(h, (s.bib, s.remote4, 1), |e| hash_adf(seed, e.0, e.1));
+                }
+            }
+        }
+        self.adf = Some(adf);
     }
 
     pub fn insert_session(
@@ -663,8 +822,12 @@ impl Table {
         let bib = &mut self.bibs[s.bib as usize];
         bib.refs -= 1;
         let addr6 = bib.addr6;
-        if bib.refs == 0 {
+        let doomed = bib.is_doomed();
+        if bib.refs & !DOOMED == 0 {
             self.remove_bib(s.bib);
+        }
+        if doomed {
+            self.doomed_sessions = self.doomed_sessions.saturating_sub(1);
         }
         addr6
     }
@@ -740,8 +903,34 @@ impl Table {
     pub fn live_bibs(&self) -> impl Iterator<Item = &Bib> {
         // A freed slot has no sessions and is not static; a live dynamic
         // entry always has at least one session.
-        self.bibs.iter().filter(|b| b.refs != 0)
+        self.bibs.iter().filter(|b| b.refs != 0 && !b.is_doomed())
     }
+}
+
+/// The blocks of a protocol's pool4, for shard `shard` of `shards`.
+fn blocks_of_pool(pool: &ProtoPool, shard: usize, shards: usize) -> Vec<Block> {
+    pool.blocks()
+        .iter()
+        .map(|(a, r)| Block {
+            addr: a.octets(),
+            range: *r,
+            slots: Vec::new(),
+            used: 0,
+            owned: owned_ports(*r, shard, shards),
+        })
+        .collect()
+}
+
+/// Distinct addresses of sorted blocks: (address, first block, end block).
+fn addrs_of(blocks: &[Block]) -> Vec<([u8; 4], usize, usize)> {
+    let mut addrs: Vec<([u8; 4], usize, usize)> = Vec::new();
+    for (i, b) in blocks.iter().enumerate() {
+        match addrs.last_mut() {
+            Some(last) if last.0 == b.addr => last.2 = i + 1,
+            _ => addrs.push((b.addr, i, i + 1)),
+        }
+    }
+    addrs
 }
 
 /// Buckets hashbrown uses for a table whose `capacity()` is `cap`.
