@@ -97,15 +97,15 @@ fn removing_a_pool4_address_deletes_its_sessions_and_frees_its_ports() {
     assert!(s.purge_pending());
     // The purge deletes them, in rounds, and counts them.
     let (deleted, rounds) = purge_all(&mut s, 7);
-    assert_eq!(deleted as usize, on_a.len());
+    assert_eq!(deleted, on_a.len() as u64);
     assert!(rounds > 1, "bounded rounds");
     assert!(!s.purge_pending());
     let st = s.stats();
     assert_eq!(st.sessions[Proto::Udp.index()] as usize, on_b.len());
     assert_eq!(st.bib_entries[Proto::Udp.index()] as usize, on_b.len());
-    assert_eq!(st.ports_used[Proto::Udp.index()] as usize, on_b.len());
+    assert_eq!(st.ports_used[Proto::Udp.index()], on_b.len() as u64);
     assert_eq!(st.ports_total[Proto::Udp.index()], 4535);
-    assert_eq!(st.sessions_purged[Proto::Udp.index()] as usize, on_a.len());
+    assert_eq!(st.sessions_purged[Proto::Udp.index()], on_a.len() as u64);
     assert_eq!(s.session_count() as usize, on_b.len());
     // The sessions on the address that stays keep working, and the hosts
     // that were on the removed one get new mappings from the one left.
@@ -215,8 +215,8 @@ fn a_narrower_range_keeps_the_ports_inside_it_and_deletes_the_others() {
         assert_eq!(s.lookup_v4(Proto::Udp, m.v4), None);
     }
     assert_eq!(
-        s.stats().ports_used[Proto::Udp.index()] as usize,
-        inside.len()
+        s.stats().ports_used[Proto::Udp.index()],
+        inside.len() as u64
     );
     assert_eq!(s.stats().ports_total[Proto::Udp.index()], 500);
 }
