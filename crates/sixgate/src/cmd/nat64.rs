@@ -854,8 +854,10 @@ fn reload(shared: &Shared, running: &mut Section, new: Section, host: &mut Host<
             Ok(d) => {
                 done.bib_doomed += d.bib_doomed;
                 done.sessions_doomed += d.sessions_doomed;
+                // Every shard adds every new static entry (one holds it);
+                // only the shard holding a removed one counts it.
                 done.static_added = d.static_added;
-                done.static_removed = d.static_removed;
+                done.static_removed += d.static_removed;
             }
             // `validate` built a state from the same config: not expected.
             Err(err) => tracing::error!("nat64: shard {i} refused the new configuration: {err}"),

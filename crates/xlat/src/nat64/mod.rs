@@ -558,8 +558,10 @@ impl<R: Random> State<R> {
         State::<SplitMix64>::new_shard(new.clone(), SplitMix64::new(self.seed), shard, shards)?;
         let mut done = Reconfigured::default();
         for s in old_static.iter().filter(|s| !new.static_bib.contains(s)) {
-            if self.remove_static(s) {
+            if let Some(n) = self.remove_static(s) {
                 done.static_removed += 1;
+                done.bib_doomed += 1;
+                done.sessions_doomed += n;
             }
         }
         if self.pool4 != new.pool4 {
@@ -630,19 +632,16 @@ impl<R: Random> State<R> {
         Ok((bibs, sessions))
     }
 
-    /// Deletes a static BIB entry (its sessions go to the purge); false if
-    /// this shard does not hold it.
-    pub fn remove_static(&mut self, s: &StaticBib) -> bool {
+    /// Deletes a static BIB entry; returns how many sessions it had (they
+    /// go to the purge), or `None` if this shard does not hold it.
+    pub fn remove_static(&mut self, s: &StaticBib) -> Option<u32> {
         let table = &mut self.tables[s.proto.index()];
-        let Some(idx) = table.find_bib6(&s.v6.addr.octets(), s.v6.port) else {
-            return false;
-        };
+        let idx = table.find_bib6(&s.v6.addr.octets(), s.v6.port)?;
         let b = table.bib(idx);
         if !b.is_static() || b.v4() != (s.v4.addr, s.v4.port) {
-            return false;
+            return None;
         }
-        table.doom(idx);
-        true
+        Some(table.doom(idx))
     }
 
     /// Switches filtering for the packets that come next (existing sessions

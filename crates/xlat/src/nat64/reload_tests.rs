@@ -248,6 +248,7 @@ fn static_bib_entry_added_lets_ipv4_in_and_removed_stops_it() {
     // Removed again: its session goes, and IPv4 cannot come in any more.
     let done = s.reconfigure(&new.static_bib, &old).unwrap();
     assert_eq!(done.static_removed, 1);
+    assert_eq!((done.bib_doomed, done.sessions_doomed), (1, 1));
     assert_eq!(s.lookup_v4(Proto::Tcp, web4), None);
     assert!(s.sessions(SEC).is_empty());
     assert_eq!(purge_all(&mut s, 100).0, 1);
