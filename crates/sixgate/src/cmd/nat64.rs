@@ -49,7 +49,7 @@ const LIST_MAX: usize = 100_000;
 /// Expired sessions handled per lock of the state.
 const EXPIRY_ROUND: usize = 4096;
 /// Session slots a reload's purge looks at per lock of the state.
-const PURGE_ROUND: usize = 16_384;
+const PURGE_ROUND: usize = 4096;
 
 // ---------------------------------------------------------------------------
 // CLI
@@ -854,6 +854,7 @@ fn reload(shared: &Shared, running: &mut Section, new: Section, host: &mut Host<
             Ok(d) => {
                 done.bib_doomed += d.bib_doomed;
                 done.sessions_doomed += d.sessions_doomed;
+                done.pool4_sweep |= d.pool4_sweep;
                 // Every shard adds every new static entry (one holds it);
                 // only the shard holding a removed one counts it.
                 done.static_added = d.static_added;
@@ -885,7 +886,7 @@ fn reload(shared: &Shared, running: &mut Section, new: Section, host: &mut Host<
     }
     tracing::info!(
         "nat64 reloaded: pool4 {}, {} static BIB entries ({} added, {} removed), filtering {}{}; \
-         timeouts and limits reloaded; {} BIB entries and {} sessions deleted",
+         timeouts and limits reloaded; deleted at once: {} BIB entries ({} sessions){}",
         new.pool4
             .iter()
             .map(ToString::to_string)
@@ -898,27 +899,38 @@ fn reload(shared: &Shared, running: &mut Section, new: Section, host: &mut Host<
         route_note,
         done.bib_doomed,
         done.sessions_doomed,
+        if done.pool4_sweep {
+            "; BIB entries on removed pool4 ports: out of use now, freed in rounds"
+        } else {
+            ""
+        },
     );
     *running = new;
     done.sessions_doomed > 0 || (0..n).any(|i| shared.lock(i).purge_pending())
 }
 
-/// Frees the sessions a reload deleted, in rounds, letting go of each
-/// shard's lock in between so that a large purge never stalls the packet
-/// threads for long (as the expiry does).
+/// Sweeps the BIB entries a reload took the pool4 ports of and frees the
+/// sessions of every deleted entry, in rounds, letting go of each shard's
+/// lock in between so that a large table never stalls the packet threads
+/// for long (as the expiry does).
 async fn purge(shared: &Shared) {
-    let mut purged = 0;
+    let (mut purged, mut rounds) = (0, 0);
+    let start = Instant::now();
     for i in 0..shared.shards.len() {
         loop {
             let (n, more) = shared.lock(i).purge_at_most(PURGE_ROUND);
             purged += n;
+            rounds += 1;
             if !more {
                 break;
             }
             tokio::task::yield_now().await;
         }
     }
-    tracing::info!(purged, "nat64: sessions of deleted BIB entries freed");
+    tracing::info!(
+        "nat64: sessions of deleted BIB entries freed: {purged} in {rounds} rounds, {} ms",
+        start.elapsed().as_millis()
+    );
 }
 
 /// A seed for port randomisation and table hashing, from the OS.

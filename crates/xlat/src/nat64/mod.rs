@@ -384,13 +384,17 @@ pub struct Stats {
 /// What a reconfiguration of one shard did ([`State::reconfigure`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Reconfigured {
-    /// BIB entries deleted (their pool4 address or port left the pool, a
-    /// static entry was removed, or a new static entry took their place).
+    /// BIB entries deleted at once (a static entry was removed, or a new
+    /// static entry took their place). Those that lost their pool4 port are
+    /// not counted here: they are swept by [`State::purge_at_most`].
     pub bib_doomed: u32,
     /// Sessions those entries had: [`State::purge_at_most`] deletes them.
     pub sessions_doomed: u32,
     pub static_added: u32,
     pub static_removed: u32,
+    /// pool4 lost ports that BIB entries held: [`State::purge_at_most`]
+    /// sweeps them (they are out of use already).
+    pub pool4_sweep: bool,
 }
 
 /// One session, for display (`sixgate nat64 sessions`).
@@ -565,9 +569,7 @@ impl<R: Random> State<R> {
             }
         }
         if self.pool4 != new.pool4 {
-            let (b, n) = self.set_pool4(new.pool4.clone());
-            done.bib_doomed += b;
-            done.sessions_doomed += n;
+            done.pool4_sweep = self.set_pool4(new.pool4.clone());
         }
         for s in new.static_bib.iter().filter(|s| !old_static.contains(s)) {
             let (b, n) = self.add_static(s)?;
@@ -581,19 +583,18 @@ impl<R: Random> State<R> {
         Ok(done)
     }
 
-    /// Replaces pool4 (see [`State::reconfigure`]); returns (BIB entries
-    /// deleted, their sessions, which [`State::purge_at_most`] deletes).
-    /// Static entries whose address left pool4 are deleted too. A shard
-    /// keeps handing out only the ports [`shard_of_port`] gives it.
-    pub fn set_pool4(&mut self, pool4: Pool4) -> (u32, u32) {
-        let (mut bibs, mut sessions) = (0, 0);
+    /// Replaces pool4 (see [`State::reconfigure`]) in time independent of
+    /// the table size. The BIB entries whose port left the pool (static
+    /// ones too, when their address left) are out of use at once; returns
+    /// whether there are any, for [`State::purge_at_most`] to sweep. A
+    /// shard keeps handing out only the ports [`shard_of_port`] gives it.
+    pub fn set_pool4(&mut self, pool4: Pool4) -> bool {
+        let mut sweep = false;
         for proto in Proto::ALL {
-            let (b, n) = self.tables[proto.index()].set_pool(pool4.proto(proto));
-            bibs += b;
-            sessions += n;
+            sweep |= self.tables[proto.index()].set_pool(pool4.proto(proto));
         }
         self.pool4 = pool4;
-        (bibs, sessions)
+        sweep
     }
 
     /// Adds a static BIB entry to the running state (on every shard: the
@@ -608,7 +609,7 @@ impl<R: Random> State<R> {
         if !table.has_address(a4) {
             return Err(StateError::StaticNotInPool(s.proto, s.v6, s.v4.addr));
         }
-        let by6 = table.find_bib6(&a6, s.v6.port);
+        let by6 = table.take_bib6(&a6, s.v6.port);
         let by4 = table.find_bib4(a4, s.v4.port);
         for idx in [by6, by4].into_iter().flatten() {
             if table.bib(idx).is_static() {
@@ -636,7 +637,7 @@ impl<R: Random> State<R> {
     /// go to the purge), or `None` if this shard does not hold it.
     pub fn remove_static(&mut self, s: &StaticBib) -> Option<u32> {
         let table = &mut self.tables[s.proto.index()];
-        let idx = table.find_bib6(&s.v6.addr.octets(), s.v6.port)?;
+        let idx = table.take_bib6(&s.v6.addr.octets(), s.v6.port)?;
         let b = table.bib(idx);
         if !b.is_static() || b.v4() != (s.v4.addr, s.v4.port) {
             return None;
@@ -653,14 +654,23 @@ impl<R: Random> State<R> {
         }
     }
 
-    /// Deletes the sessions of BIB entries a reconfiguration deleted,
-    /// looking at no more than `budget` session slots (so that a caller
-    /// holding a lock lets go between rounds, as with
-    /// [`State::handle_timeout_at_most`]). Returns (deleted, whether work
-    /// remains). Their IPv6 sources get their share of the limits back.
+    /// After a reconfiguration: sweeps the BIB entries that lost their pool4
+    /// port, then deletes the sessions of every deleted entry, looking at no
+    /// more than `budget` slab slots in all (so that a caller holding a lock
+    /// lets go between rounds, as with [`State::handle_timeout_at_most`]).
+    /// Returns (sessions deleted, whether work remains). Their IPv6 sources
+    /// get their share of the limits back.
     pub fn purge_at_most(&mut self, budget: usize) -> (u64, bool) {
         let mut left = budget;
         let mut deleted = 0;
+        for pi in 0..3 {
+            while let Some(idx) = self.tables[pi].next_stale(&mut left) {
+                self.tables[pi].doom(idx);
+            }
+            if self.tables[pi].sweeping() {
+                return (0, true);
+            }
+        }
         for pi in 0..3 {
             while let Some(idx) = self.tables[pi].next_doomed(&mut left) {
                 let addr6 = self.tables[pi].remove_session(idx);
@@ -678,7 +688,7 @@ impl<R: Random> State<R> {
     /// Whether sessions of deleted BIB entries wait for
     /// [`State::purge_at_most`].
     pub fn purge_pending(&self) -> bool {
-        self.tables.iter().any(table::Table::purging)
+        self.tables.iter().any(|t| t.purging() || t.sweeping())
     }
 
     pub fn pool4(&self) -> &Pool4 {
@@ -835,7 +845,7 @@ impl<R: Random> State<R> {
         let addr6 = src.addr.octets();
         let remote4 = dst.addr.octets();
         let remote_port = if proto == Proto::Icmp { 0 } else { dst.port };
-        let bib = self.tables[pi].find_bib6(&addr6, src.port);
+        let bib = self.tables[pi].take_bib6(&addr6, src.port);
         if let Some(bib) = bib {
             if let Some(idx) = self.tables[pi].find_session(bib, remote4, remote_port) {
                 self.update(proto, idx, Side::V6, flags, now);
@@ -1143,7 +1153,9 @@ impl<R: Random> State<R> {
         let mut out = Vec::with_capacity(total.min(max.saturating_mul(3)));
         for proto in Proto::ALL {
             let t = &self.tables[proto.index()];
-            let live = t.live_sessions().filter(|(_, s)| !t.bib(s.bib).is_doomed());
+            let live = t
+                .live_sessions()
+                .filter(|(_, s)| !t.bib(s.bib).is_doomed() && !t.is_stale(s.bib));
             for (_, s) in live.take(max) {
                 let b = t.bib(s.bib);
                 let (a6, p6) = b.v6();

@@ -78,8 +78,8 @@ fn removing_a_pool4_address_deletes_its_sessions_and_frees_its_ports() {
     let mut new = config(&["192.0.2.2"]);
     new.limits = old.limits;
     let done = s.reconfigure(&[], &new).unwrap();
-    assert_eq!(done.bib_doomed as usize, on_a.len());
-    assert_eq!(done.sessions_doomed as usize, on_a.len());
+    assert!(done.pool4_sweep);
+    assert_eq!(done.bib_doomed, 0, "swept, not deleted inside reconfigure");
     // At once: nothing reaches the removed address any more, and nothing
     // lists its sessions.
     for m in &on_a {
@@ -93,20 +93,37 @@ fn removing_a_pool4_address_deletes_its_sessions_and_frees_its_ports() {
         .sessions(SEC)
         .iter()
         .all(|x| x.v4.addr == ip4("192.0.2.2")));
+    assert!(s
+        .bib_entries()
+        .iter()
+        .all(|x| x.v4.addr == ip4("192.0.2.2")));
+    // The IPv6 side does not find them either: a host of the removed
+    // address gets nothing back for its old mapping.
+    for m in &on_a {
+        assert_eq!(s.lookup_v6(Proto::Udp, m.v6), None);
+    }
     assert!(!s.is_pool4_addr(ip4("192.0.2.1")));
     assert!(s.purge_pending());
-    // The purge deletes them, in rounds, and counts them.
+    // Before any purge round, a host of the removed address gets a new
+    // mapping from the address left.
+    let early = s
+        .outbound(SEC, Proto::Udp, on_a[0].v6, server(), TcpFlags::NONE)
+        .unwrap();
+    assert_eq!(early.v4.addr, ip4("192.0.2.2"));
+    // The purge deletes the old ones, in rounds, and counts them.
     let (deleted, rounds) = purge_all(&mut s, 7);
     assert_eq!(deleted, on_a.len() as u64);
     assert!(rounds > 1, "bounded rounds");
     assert!(!s.purge_pending());
     let st = s.stats();
-    assert_eq!(st.sessions[Proto::Udp.index()] as usize, on_b.len());
-    assert_eq!(st.bib_entries[Proto::Udp.index()] as usize, on_b.len());
-    assert_eq!(st.ports_used[Proto::Udp.index()], on_b.len() as u64);
+    let live = on_b.len() + 1;
+    assert_eq!(st.sessions[Proto::Udp.index()] as usize, live);
+    assert_eq!(st.bib_entries[Proto::Udp.index()] as usize, live);
+    assert_eq!(st.ports_used[Proto::Udp.index()], live as u64);
     assert_eq!(st.ports_total[Proto::Udp.index()], 4535);
     assert_eq!(st.sessions_purged[Proto::Udp.index()], on_a.len() as u64);
-    assert_eq!(s.session_count() as usize, on_b.len());
+    assert_eq!(s.session_count() as usize, live);
+    assert_eq!(s.lookup_v6(Proto::Udp, on_a[0].v6), Some(early.v4));
     // The sessions on the address that stays keep working, and the hosts
     // that were on the removed one get new mappings from the one left.
     for m in &on_b {
@@ -203,11 +220,19 @@ fn a_narrower_range_keeps_the_ports_inside_it_and_deletes_the_others() {
         .collect();
     let new = config(&["192.0.2.1 1000-1499"]);
     let done = s.reconfigure(&[], &new).unwrap();
+    assert!(done.pool4_sweep);
     let (inside, outside): (Vec<&Mapping>, Vec<&Mapping>) =
         maps.iter().partition(|m| m.v4.port <= 1499);
     assert!(!inside.is_empty() && !outside.is_empty());
-    assert_eq!(done.bib_doomed as usize, outside.len());
-    purge_all(&mut s, 16);
+    // The ports both ranges share kept their entries at once.
+    for m in &inside {
+        assert_eq!(s.lookup_v4(Proto::Udp, m.v4), Some(m.v6));
+        assert_eq!(s.lookup_v6(Proto::Udp, m.v6), Some(m.v4));
+    }
+    for m in &outside {
+        assert_eq!(s.lookup_v6(Proto::Udp, m.v6), None);
+    }
+    assert_eq!(purge_all(&mut s, 16).0, outside.len() as u64);
     for m in &inside {
         assert_eq!(s.lookup_v4(Proto::Udp, m.v4), Some(m.v6));
     }
@@ -442,6 +467,110 @@ fn static_entries_follow_their_port_to_its_shard_after_a_reload() {
         for (k, s) in shards.iter().enumerate() {
             let held = s.lookup_v4(Proto::Tcp, st.v4).is_some();
             assert_eq!(held, shard_of_port(st.v4.port, N) == k);
+        }
+    }
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const POOLS: [&[&str]; 4] = [
+        &["192.0.2.1 1000-1063"],
+        &["192.0.2.1 1000-1031", "192.0.2.2 1000-1063"],
+        &["192.0.2.2 1000-1063"],
+        &["192.0.2.1 1032-1099", "192.0.2.3 1000-1015"],
+    ];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Out(u16, u8),
+        Reply(usize),
+        Reload(usize),
+        Purge(usize),
+        Expire(u64),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u16..40, 0u8..3).prop_map(|(c, p)| Op::Out(c, p)),
+            2 => (0usize..64).prop_map(Op::Reply),
+            1 => (0usize..POOLS.len()).prop_map(Op::Reload),
+            2 => (1usize..20).prop_map(Op::Purge),
+            1 => (1u64..400).prop_map(Op::Expire),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the order of flows, reloads, purge rounds and expiry,
+        /// once the purge is over the tables hold exactly what the current
+        /// pool4 allows, and the counts agree with the lists.
+        #[test]
+        fn reloads_purges_and_flows_keep_the_tables_consistent(
+            ops in proptest::collection::vec(op(), 1..120)
+        ) {
+            let mut cfg = config(POOLS[0]);
+            cfg.timeouts.udp = Duration::from_secs(120);
+            let mut s = state(&cfg);
+            let mut now = 0u64;
+            let mut seen: Vec<Mapping> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Out(c, p) => {
+                        let proto = Proto::ALL[usize::from(p)];
+                        let flags = if proto == Proto::Tcp { TcpFlags::SYN } else { TcpFlags::NONE };
+                        if let Ok(m) = s.outbound(now, proto, client(c), server(), flags) {
+                            prop_assert!(cfg.pool4.proto(proto).contains(m.v4.addr, m.v4.port));
+                            if proto == Proto::Udp {
+                                seen.push(m);
+                            }
+                        }
+                    }
+                    Op::Reply(i) => {
+                        if let Some(m) = seen.get(i) {
+                            if let Ok(back) = s.inbound(now, Proto::Udp, server(), m.v4, TcpFlags::NONE) {
+                                prop_assert!(cfg.pool4.proto(Proto::Udp).contains(m.v4.addr, m.v4.port));
+                                prop_assert_eq!(back.v4, m.v4);
+                            }
+                        }
+                    }
+                    Op::Reload(k) => {
+                        let mut new = config(POOLS[k]);
+                        new.timeouts = cfg.timeouts;
+                        s.reconfigure(&[], &new).unwrap();
+                        cfg = new;
+                    }
+                    Op::Purge(b) => {
+                        let (n, _) = s.purge_at_most(b);
+                        prop_assert!(n <= b as u64);
+                    }
+                    Op::Expire(secs) => {
+                        now += secs * SEC;
+                        s.handle_timeout(now);
+                    }
+                }
+                // Whatever is listed is in the current pool4.
+                for x in s.sessions(now) {
+                    prop_assert!(cfg.pool4.proto(x.proto).contains(x.v4.addr, x.v4.port), "{:?}", x);
+                }
+            }
+            while s.purge_at_most(5).1 {}
+            let st = s.stats();
+            let sessions = s.sessions(now);
+            let bibs = s.bib_entries();
+            prop_assert_eq!(sessions.len(), s.session_count() as usize);
+            prop_assert_eq!(bibs.len() as u64, st.bib_entries.iter().map(|&x| u64::from(x)).sum::<u64>());
+            prop_assert_eq!(bibs.len() as u64, st.ports_used.iter().sum::<u64>());
+            for b in &bibs {
+                prop_assert!(cfg.pool4.proto(b.proto).contains(b.v4.addr, b.v4.port));
+                prop_assert_eq!(s.lookup_v4(b.proto, b.v4), Some(b.v6));
+                prop_assert_eq!(s.lookup_v6(b.proto, b.v6), Some(b.v4));
+            }
+            s.handle_timeout(now + 10 * 3600 * SEC);
+            s.handle_timeout(now + 20 * 3600 * SEC);
+            prop_assert_eq!(s.session_count(), 0);
+            prop_assert_eq!(s.stats().bib_entries, [0, 0, 0]);
+            prop_assert_eq!(s.stats().ports_used, [0, 0, 0]);
         }
     }
 }

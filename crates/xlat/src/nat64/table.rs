@@ -283,6 +283,9 @@ pub(crate) struct Table {
     /// Where the purge of doomed sessions goes on in the session slab;
     /// `None` when there is nothing to purge.
     purge_cursor: Option<u32>,
+    /// Where the sweep of stale BIB entries (after a pool4 change) goes on
+    /// in the BIB slab; `None` when none runs.
+    sweep_cursor: Option<u32>,
 }
 
 impl Table {
@@ -318,6 +321,7 @@ impl Table {
             shards,
             doomed_sessions: 0,
             purge_cursor: None,
+            sweep_cursor: None,
         }
     }
 
@@ -394,7 +398,25 @@ impl Table {
         &self.sessions[idx as usize]
     }
 
+    /// The BIB entry of (X', x); a stale one (see [`Table::set_pool`]) is
+    /// not found.
     pub fn find_bib6(&self, addr6: &[u8; 16], port6: u16) -> Option<u32> {
+        self.find_bib6_any(addr6, port6)
+            .filter(|&i| !self.is_stale(i))
+    }
+
+    /// Like [`Table::find_bib6`], and a stale entry found is doomed on the
+    /// spot (so that a new one may take its IPv6 transport address).
+    pub fn take_bib6(&mut self, addr6: &[u8; 16], port6: u16) -> Option<u32> {
+        let idx = self.find_bib6_any(addr6, port6)?;
+        if self.is_stale(idx) {
+            self.doom(idx);
+            return None;
+        }
+        Some(idx)
+    }
+
+    fn find_bib6_any(&self, addr6: &[u8; 16], port6: u16) -> Option<u32> {
         let h = hash6(self.seed, addr6, port6);
         let bibs = &self.bibs;
         self.by6
@@ -663,61 +685,125 @@ impl Table {
         self.purge_cursor.is_some()
     }
 
-    /// Replaces this protocol's pool4. Blocks that stay as they were keep
-    /// their ports; the BIB entries whose IPv4 transport address is no
-    /// longer in the pool are doomed (static entries stay while their
-    /// address is a pool4 address). Returns (BIB entries doomed, sessions
-    /// they had). Adding blocks costs O(blocks); removing or changing a
-    /// block that holds ports costs one pass over the BIB slab.
-    pub fn set_pool(&mut self, pool: &ProtoPool) -> (u32, u32) {
+    /// Replaces this protocol's pool4, in time independent of the number of
+    /// BIB entries. Blocks that stay as they were keep their ports; a block
+    /// whose range changed hands the ports both ranges share to the new
+    /// block (a walk of the shared ports). The entries left without a port
+    /// are stale: no packet finds them from now on ([`Table::find_bib4`]
+    /// does not, [`Table::find_bib6`] skips them and [`Table::take_bib6`]
+    /// dooms them), and the sweep ([`Table::next_stale`], in bounded rounds)
+    /// dooms the rest. Static entries stay while their address is a pool4
+    /// address. Returns whether a sweep is needed.
+    pub fn set_pool(&mut self, pool: &ProtoPool) -> bool {
         let mut fresh = blocks_of_pool(pool, self.shard, self.shards);
+        let fresh_addrs = addrs_of(&fresh);
         let mut kept = vec![false; fresh.len()];
-        let mut all_kept = true;
+        let mut stale = false;
         for old in std::mem::take(&mut self.blocks) {
             let at = fresh
                 .binary_search_by_key(&(old.addr, old.range.first), |b| (b.addr, b.range.first));
-            match at {
-                Ok(i) if fresh[i].range == old.range => {
+            if let Ok(i) = at {
+                if fresh[i].range == old.range {
                     fresh[i].slots = old.slots;
                     fresh[i].used = old.used;
                     kept[i] = true;
+                    continue;
                 }
-                _ => all_kept &= old.used == 0,
             }
-        }
-        self.pool_ports = fresh.iter().map(|b| u64::from(b.owned)).sum();
-        self.addrs = addrs_of(&fresh);
-        self.blocks = fresh;
-        if all_kept && self.static4.is_empty() {
-            return (0, 0);
-        }
-        // Place every live entry again: on its port if the port is still in
-        // the pool (and free), else among the static entries outside the
-        // ranges, else it goes.
-        self.static4.clear();
-        let mut doomed = Vec::new();
-        for idx in 0..self.bibs.len() {
-            let Ok(idx) = u32::try_from(idx) else { break };
-            let b = self.bibs[idx as usize];
-            if b.refs == 0 || b.is_doomed() {
+            if old.used == 0 {
                 continue;
             }
-            match self.block_of(b.addr4, b.port4) {
-                Some(blk) if kept[blk] && self.blocks[blk].slot(b.port4) == idx => {}
-                Some(blk) if !kept[blk] && self.blocks[blk].slot(b.port4) == NONE => {
-                    self.blocks[blk].set(b.port4, idx);
+            let mut carried = 0;
+            if let Ok(a) = fresh_addrs.binary_search_by_key(&old.addr, |a| a.0) {
+                let (_, b0, b1) = fresh_addrs[a];
+                for block in &mut fresh[b0..b1] {
+                    let Some(shared) = intersect(block.range, old.range) else {
+                        continue;
+                    };
+                    for port in shared.first..=shared.last {
+                        let idx = old.slot(port);
+                        if idx != NONE {
+                            block.set(port, idx);
+                            carried += 1;
+                        }
+                    }
                 }
-                None if b.is_static() && self.has_address(b.addr4) => {
-                    self.static4.push(((b.addr4, b.port4), idx));
-                }
-                _ => doomed.push(idx),
+            }
+            stale |= carried < old.used;
+        }
+        self.pool_ports = fresh.iter().map(|b| u64::from(b.owned)).sum();
+        self.addrs = fresh_addrs;
+        self.blocks = fresh;
+        // Static entries outside the ranges: into a range that now covers
+        // them, kept while their address is in the pool, else stale.
+        for (key, idx) in std::mem::take(&mut self.static4) {
+            match self.block_of(key.0, key.1) {
+                Some(b) if self.blocks[b].slot(key.1) == NONE => self.blocks[b].set(key.1, idx),
+                None if self.has_address(key.0) => self.static4.push((key, idx)),
+                _ => stale = true,
             }
         }
-        let mut sessions = 0;
-        for &idx in &doomed {
-            sessions += self.doom(idx);
+        if stale {
+            // From the start: entries behind the cursor may be stale now.
+            self.sweep_cursor = Some(0);
         }
-        (u32::try_from(doomed.len()).unwrap_or(u32::MAX), sessions)
+        stale
+    }
+
+    /// Whether BIB entry `idx` holds its pool4 port (or its place among the
+    /// static entries outside the ranges).
+    fn placed(&self, idx: u32) -> bool {
+        let b = &self.bibs[idx as usize];
+        match self.block_of(b.addr4, b.port4) {
+            Some(blk) => self.blocks[blk].slot(b.port4) == idx,
+            None => {
+                (b.is_static() && self.has_address(b.addr4))
+                    || self.static4.iter().any(|(_, i)| *i == idx)
+            }
+        }
+    }
+
+    /// Whether a live entry lost its port to a pool4 change and waits for
+    /// the sweep (only ever true while one runs).
+    pub fn is_stale(&self, idx: u32) -> bool {
+        self.sweep_cursor.is_some() && !self.placed(idx)
+    }
+
+    /// The next stale BIB entry, looking at no more than `budget` slab
+    /// slots (counted down); the caller dooms it. `None`: the sweep is over,
+    /// or the budget ran out ([`Table::sweeping`] tells which).
+    pub fn next_stale(&mut self, budget: &mut usize) -> Option<u32> {
+        while let Some(cursor) = self.sweep_cursor {
+            if cursor as usize >= self.bibs.len() {
+                self.sweep_cursor = None;
+                return None;
+            }
+            if *budget == 0 {
+                return None;
+            }
+            *budget -= 1;
+            self.sweep_cursor = Some(cursor + 1);
+            let b = self.bibs[cursor as usize];
+            if b.refs == 0 || b.is_doomed() || self.placed(cursor) {
+                if b.refs != 0
+                    && b.is_static()
+                    && self.block_of(b.addr4, b.port4).is_none()
+                    && !self.static4.iter().any(|(_, i)| *i == cursor)
+                {
+                    // A static entry whose range left while its address
+                    // stayed: outside the ranges now.
+                    self.static4.push(((b.addr4, b.port4), cursor));
+                }
+                continue;
+            }
+            return Some(cursor);
+        }
+        None
+    }
+
+    /// Whether the sweep of stale entries runs.
+    pub fn sweeping(&self) -> bool {
+        self.sweep_cursor.is_some()
     }
 
     /// Switches address-dependent filtering on (building its index from the
@@ -899,11 +985,14 @@ impl Table {
             .map(|(i, s)| (u32::try_from(i).unwrap_or(NONE), s))
     }
 
-    /// Live BIB entries, in slab order.
+    /// Live BIB entries, in slab order (not the doomed or stale ones).
     pub fn live_bibs(&self) -> impl Iterator<Item = &Bib> {
         // A freed slot has no sessions and is not static; a live dynamic
         // entry always has at least one session.
-        self.bibs.iter().filter(|b| b.refs != 0 && !b.is_doomed())
+        self.bibs.iter().enumerate().filter_map(|(i, b)| {
+            let i = u32::try_from(i).ok()?;
+            (b.refs != 0 && !b.is_doomed() && !self.is_stale(i)).then_some(b)
+        })
     }
 }
 
