@@ -39,7 +39,9 @@ struct Topology {
 }
 
 impl Topology {
-    fn start(tag: &str, nat64: &str) -> Self {
+    /// `s4_default_route`: whether s4 routes everything (pool4 included)
+    /// through gw.
+    fn start(tag: &str, nat64: &str, s4_default_route: bool) -> Self {
         let gw = Netns::new(&format!("{tag}gw"));
         let c6 = Netns::new(&format!("{tag}c6"));
         let s4 = Netns::new(&format!("{tag}s4"));
@@ -59,7 +61,9 @@ impl Topology {
         let (gw4, s4if) = veth(&gw, &s4);
         gw.exec(&["ip", "addr", "add", &format!("{GW4}/24"), "dev", &gw4]);
         s4.exec(&["ip", "addr", "add", &format!("{S4}/24"), "dev", &s4if]);
-        s4.exec(&["ip", "route", "add", "default", "via", GW4]);
+        if s4_default_route {
+            s4.exec(&["ip", "route", "add", "default", "via", GW4]);
+        }
         let (gw6, c6if) = veth(&gw, &c6);
         gw.exec(&[
             "ip",
@@ -258,7 +262,7 @@ fn sighup_with_a_new_pool4_deletes_the_old_sessions_and_new_flows_leave_from_it(
     ) {
         return;
     }
-    let mut t = Topology::start("p", &format!("pool4 = [\"{POOL_A}\"]"));
+    let mut t = Topology::start("p", &format!("pool4 = [\"{POOL_A}\"]"), true);
     let slog = t.dir.path().join("udp.log");
     let _server = spawn_logged(&t.s4, &["python3", "-c", UDP_REPORTER, S4, "9000"], &slog);
     wait_for_file_line(&slog, "listening", Duration::from_secs(10));
@@ -353,7 +357,7 @@ fn static_bib_entries_added_by_sighup_let_ipv4_in_and_removed_again_stop_it() {
             "[[nat64.static_bib]]\nproto = \"tcp\"\nipv6 = \"[{C6}]:{port6}\"\nipv4 = \"{POOL_A}:{port4}\"\n"
         ));
     }
-    let mut t = Topology::start("b", &body);
+    let mut t = Topology::start("b", &body, true);
     let www = t.dir.path().join("www");
     std::fs::create_dir_all(&www).unwrap();
     std::fs::write(www.join("index.html"), "hello from c6\n").unwrap();
@@ -437,4 +441,43 @@ fn static_bib_entries_added_by_sighup_let_ipv4_in_and_removed_again_stop_it() {
     }
     let after = t.metric("sixgate_nat64_drops_total{reason=\"no_bib_entry\"}");
     assert!(after >= before + 2, "{before} -> {after}");
+}
+
+#[test]
+fn sighup_with_a_new_pool4_replaces_the_masquerade_set() {
+    if !common::have_root("sighup_with_a_new_pool4_replaces_the_masquerade_set") {
+        return;
+    }
+    // s4 has no route to pool4: only the masquerade brings replies back.
+    let mut t = Topology::start(
+        "q",
+        &format!("masquerade = true\npool4 = [\"{POOL_A}\"]"),
+        false,
+    );
+    let table = format!("sixgate_nat64_{}", t.tun);
+    let rules = t.gw.exec(&["nft", "list", "table", "ip", &table]);
+    assert!(rules.contains(POOL_A), "{rules}");
+    let out = t.c6.try_exec(&["ping", "-6", "-c", "1", "-W", "2", S4_V6]);
+    assert!(out.status.success(), "{}", text(&out));
+    t.reload(
+        &format!("masquerade = true\npool4 = [\"{POOL_B}\"]"),
+        &format!("nat64 reloaded: pool4 {POOL_B} 61001-65535"),
+    );
+    t.sixgate.wait_for_log(
+        "replaced (masquerade of the new pool4)",
+        Duration::from_secs(5),
+    );
+    let rules = t.gw.exec(&["nft", "list", "table", "ip", &table]);
+    assert!(rules.contains(POOL_B) && !rules.contains(POOL_A), "{rules}");
+    // A new flow leaves from B and is masqueraded on its way to s4.
+    let out =
+        t.c6.try_exec(&["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", S4_V6]);
+    assert!(out.status.success(), "{}", text(&out));
+    let sessions = t.sessions();
+    assert!(
+        sessions.contains(&format!("session icmp [{C6}]")),
+        "{sessions}"
+    );
+    assert!(sessions.contains(&format!(" {POOL_B}:")), "{sessions}");
+    assert!(!sessions.contains(POOL_A), "{sessions}");
 }
