@@ -7,6 +7,9 @@
 //! [`State`], and writes what comes out; a timer task that expires sessions
 //! ([`State::poll_timeout`] / [`State::handle_timeout`]); metrics; and the
 //! `/nat64/sessions` admin endpoint that `sixgate nat64 sessions` prints.
+//! SIGHUP applies pool4, static BIB entries, filtering, timeouts, limits and
+//! the own addresses to the running state ([`reload`], then [`purge`] in
+//! rounds); the prefix and the device need a restart.
 
 use std::fmt::Write as _;
 use std::io;
@@ -812,15 +815,14 @@ fn reload(shared: &Shared, running: &mut Section, new: Section, host: &mut Host<
             needs_restart.push(key);
         }
     }
-    if !needs_restart.is_empty() {
+    if let [key] = needs_restart[..] {
         tracing::warn!(
-            "nat64: a new nat64.{} takes effect only after a restart; the running value{} kept",
-            needs_restart.join(", nat64."),
-            if needs_restart.len() == 1 {
-                " is"
-            } else {
-                "s are"
-            }
+            "nat64: a new nat64.{key} takes effect only after a restart; the running value is kept"
+        );
+    } else if !needs_restart.is_empty() {
+        tracing::warn!(
+            "nat64: new nat64.{} take effect only after a restart; the running values are kept",
+            needs_restart.join(", nat64.")
         );
     }
     let new = Section {
