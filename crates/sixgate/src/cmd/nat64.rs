@@ -7,13 +7,17 @@
 //! [`State`], and writes what comes out; a timer task that expires sessions
 //! ([`State::poll_timeout`] / [`State::handle_timeout`]); metrics; and the
 //! `/nat64/sessions` admin endpoint that `sixgate nat64 sessions` prints.
+//! SIGHUP applies pool4, static BIB entries, filtering, timeouts, limits and
+//! the own addresses to the running state ([`reload`], then [`purge`] in
+//! rounds); the prefix and the device need a restart.
 
 use std::fmt::Write as _;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -47,6 +51,8 @@ pub const MAX_WORKERS: usize = 16;
 const LIST_MAX: usize = 100_000;
 /// Expired sessions handled per lock of the state.
 const EXPIRY_ROUND: usize = 4096;
+/// Session slots a reload's purge looks at per lock of the state.
+const PURGE_ROUND: usize = 4096;
 
 // ---------------------------------------------------------------------------
 // CLI
@@ -233,6 +239,15 @@ pub enum FilteringName {
     #[default]
     EndpointIndependent,
     AddressDependent,
+}
+
+impl FilteringName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FilteringName::EndpointIndependent => "endpoint-independent",
+            FilteringName::AddressDependent => "address-dependent",
+        }
+    }
 }
 
 /// `on_limit = "icmp" | "drop"`.
@@ -494,8 +509,51 @@ pub fn validate(section: &Section) -> Result<(), Invalid> {
 /// admin endpoint: one shard per worker, each behind its own lock.
 struct Shared {
     shards: Vec<Mutex<State>>,
-    sharding: Sharding,
+    path: Swap,
     start: Instant,
+}
+
+/// What a packet thread translates and routes packets with; a reload
+/// replaces it (new pool4, static BIB entries, own addresses).
+struct DataPath {
+    translator: Translator,
+    sharding: Sharding,
+}
+
+/// The [`DataPath`] in use, replaceable while packets flow: each packet
+/// thread keeps its own `Arc` and compares a generation number once per
+/// batch (one atomic load); only when it changed does it take the lock to
+/// pick up the new one. The siit driver does the same with its translator.
+struct Swap {
+    generation: AtomicU64,
+    current: Mutex<Arc<DataPath>>,
+}
+
+impl Swap {
+    fn new(path: DataPath) -> Self {
+        Self {
+            generation: AtomicU64::new(0),
+            current: Mutex::new(Arc::new(path)),
+        }
+    }
+
+    fn get(&self) -> (Arc<DataPath>, u64) {
+        let generation = self.generation.load(Ordering::Acquire);
+        let path = Arc::clone(&self.current.lock().unwrap_or_else(PoisonError::into_inner));
+        (path, generation)
+    }
+
+    fn replace(&self, path: DataPath) {
+        *self.current.lock().unwrap_or_else(PoisonError::into_inner) = Arc::new(path);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    #[inline]
+    fn refresh(&self, local: &mut Arc<DataPath>, seen: &mut u64) {
+        if self.generation.load(Ordering::Acquire) != *seen {
+            (*local, *seen) = self.get();
+        }
+    }
 }
 
 impl Shared {
@@ -523,6 +581,7 @@ impl Shared {
                 total.ports_total[p] += s.ports_total[p];
                 total.sessions_created[p] += s.sessions_created[p];
                 total.sessions_expired[p] += s.sessions_expired[p];
+                total.sessions_purged[p] += s.sessions_purged[p];
             }
             total.icmp_errors_suppressed += s.icmp_errors_suppressed;
             total.fragments_held += s.fragments_held;
@@ -566,10 +625,13 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
             workers,
         )?));
     }
-    let translator = Arc::new(Translator::new(section.prefix, section.siit_template()));
+    let translator = Translator::new(section.prefix, section.siit_template());
     let shared = Arc::new(Shared {
         shards,
-        sharding,
+        path: Swap::new(DataPath {
+            translator,
+            sharding,
+        }),
         start: Instant::now(),
     });
     let metrics = Arc::new(Metrics::new(Arc::clone(&shared)));
@@ -611,20 +673,18 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     let mut threads = Vec::with_capacity(workers);
     let offload = section.offload;
     for (i, queue) in queues.iter().enumerate() {
-        let (queue, waker, metrics, shared, translator, done_tx) = (
+        let (queue, waker, metrics, shared, done_tx) = (
             Arc::clone(queue),
             Arc::clone(&waker),
             Arc::clone(&metrics),
             Arc::clone(&shared),
-            Arc::clone(&translator),
             done_tx.clone(),
         );
         threads.push(
             std::thread::Builder::new()
                 .name(format!("nat64-tun{i}"))
                 .spawn(move || {
-                    let result =
-                        packet_loop(&queue, &waker, &translator, &shared, &metrics, offload);
+                    let result = packet_loop(&queue, &waker, &shared, &metrics, offload);
                     let _ = done_tx.try_send(result);
                 })
                 .context("cannot start a packet thread")?,
@@ -680,7 +740,10 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
                 }
                 let new = config_rx.borrow_and_update().nat64.clone();
                 if let Some(new) = new {
-                    reload(&shared, &mut running, new);
+                    let mut host = Host { tun: tun.name(), routes: &mut routes, masquerade: masquerade.as_ref() };
+                    if reload(&shared, &mut running, new, &mut host) {
+                        purge(&shared).await;
+                    }
                 }
             }
             () = tokio::time::sleep(Duration::from_millis(wait)) => {
@@ -723,53 +786,157 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     }
 }
 
-/// SIGHUP: timeouts and limits apply to the running state at once (each
-/// session then expires at its last refresh plus the new timeout); the keys
-/// that shape the device, the routes or the tables need a restart.
-fn reload(shared: &Shared, running: &mut Section, new: Section) {
+/// What a reload may change on the host: the routes and the masquerade
+/// table (with `manage_routes`).
+struct Host<'a> {
+    tun: &'a str,
+    routes: &'a mut Routes,
+    masquerade: Option<&'a Masquerade>,
+}
+
+/// SIGHUP (or `--watch-config`): applies a new `[nat64]` section to the
+/// running translator, as `jool pool4 add/remove` and `jool bib add/remove`
+/// do. pool4, static BIB entries, filtering, timeouts, limits and the own
+/// addresses take effect at once (BIB entries and sessions on removed pool4
+/// addresses or ports, and on removed static entries, are deleted: they
+/// leave the tables' indices here, and [`purge`] frees them in rounds);
+/// routes and the masquerade follow pool4. The keys that shape the device,
+/// the prefix and whether routes are managed at all need a restart: they
+/// are kept, and the log says so. A section that is not valid with the
+/// kept keys is refused whole. Returns whether sessions wait for [`purge`].
+fn reload(shared: &Shared, running: &mut Section, new: Section, host: &mut Host<'_>) -> bool {
     let mut needs_restart = Vec::new();
-    if new.tun != running.tun
-        || new.mtu != running.mtu
-        || new.workers != running.workers
-        || new.offload != running.offload
-    {
-        needs_restart.push("tun/mtu/workers/offload");
-    }
-    if new.prefix != running.prefix || new.pool4 != running.pool4 {
-        needs_restart.push("prefix/pool4");
-    }
-    if new.static_bib != running.static_bib || new.filtering != running.filtering {
-        needs_restart.push("static_bib/filtering");
-    }
-    if new.manage_routes != running.manage_routes || new.masquerade != running.masquerade {
-        needs_restart.push("manage_routes/masquerade");
-    }
-    if new.own_ipv4 != running.own_ipv4
-        || new.own_ipv6 != running.own_ipv6
-        || new.lowest_ipv6_mtu != running.lowest_ipv6_mtu
-    {
-        needs_restart.push("own_ipv4/own_ipv6/lowest_ipv6_mtu");
-    }
-    if !needs_restart.is_empty() {
-        tracing::warn!(
-            "nat64: changed {} only take effect after a restart",
-            needs_restart.join(", ")
-        );
-    }
-    if let Ok(config) = new.state_config() {
-        let n = shared.shards.len();
-        for i in 0..n {
-            let mut state = shared.lock(i);
-            state.set_timeouts(config.timeouts);
-            state.set_limits(shard_limits(config.limits, n));
+    for (key, changed) in [
+        ("tun", new.tun != running.tun),
+        ("mtu", new.mtu != running.mtu),
+        ("workers", new.workers != running.workers),
+        ("offload", new.offload != running.offload),
+        ("prefix", new.prefix != running.prefix),
+        ("manage_routes", new.manage_routes != running.manage_routes),
+        ("masquerade", new.masquerade != running.masquerade),
+    ] {
+        if changed {
+            needs_restart.push(key);
         }
     }
-    tracing::info!("nat64: timeouts and limits reloaded");
-    running.timeouts = new.timeouts;
-    running.max_sessions = new.max_sessions;
-    running.max_sessions_per_source = new.max_sessions_per_source;
-    running.on_limit = new.on_limit;
-    running.icmp_errors_per_second = new.icmp_errors_per_second;
+    if let [key] = needs_restart[..] {
+        tracing::warn!(
+            "nat64: a new nat64.{key} takes effect only after a restart; the running value is kept"
+        );
+    } else if !needs_restart.is_empty() {
+        tracing::warn!(
+            "nat64: new nat64.{} take effect only after a restart; the running values are kept",
+            needs_restart.join(", nat64.")
+        );
+    }
+    let new = Section {
+        tun: running.tun.clone(),
+        mtu: running.mtu,
+        workers: running.workers,
+        offload: running.offload,
+        prefix: running.prefix,
+        manage_routes: running.manage_routes,
+        masquerade: running.masquerade,
+        ..new
+    };
+    let checked = validate(&new).and_then(|()| Ok((new.state_config()?, running.state_config()?)));
+    let (config, old) = match checked {
+        Ok(configs) => configs,
+        Err(invalid) => {
+            tracing::error!(
+                "nat64: reload refused, the running configuration stays: {}: {}",
+                invalid.key,
+                invalid.reason
+            );
+            return false;
+        }
+    };
+    let n = shared.shards.len();
+    let mut done = nat64::Reconfigured::default();
+    for i in 0..n {
+        let mut shard_config = config.clone();
+        shard_config.limits = shard_limits(config.limits, n);
+        match shared.lock(i).reconfigure(&old.static_bib, &shard_config) {
+            Ok(d) => {
+                done.bib_doomed += d.bib_doomed;
+                done.sessions_doomed += d.sessions_doomed;
+                done.pool4_sweep |= d.pool4_sweep;
+                // Every shard adds every new static entry (one holds it);
+                // only the shard holding a removed one counts it.
+                done.static_added = d.static_added;
+                done.static_removed += d.static_removed;
+            }
+            // `validate` built a state from the same config: not expected.
+            Err(err) => tracing::error!("nat64: shard {i} refused the new configuration: {err}"),
+        }
+    }
+    let (path, _) = shared.path.get();
+    shared.path.replace(DataPath {
+        translator: Translator::new(new.prefix, new.siit_template()),
+        sharding: path.sharding.reconfigured(&config),
+    });
+    let mut route_note = String::new();
+    if new.manage_routes {
+        let failed = host.routes.reconcile(&new.routes());
+        let _ = write!(route_note, ", {} routes", host.routes.added().len());
+        if failed > 0 {
+            let _ = write!(route_note, " ({failed} route changes failed, see above)");
+        }
+        if let Some(masquerade) = host.masquerade {
+            if new.pool4 != running.pool4 {
+                if let Err(err) = masquerade.replace(host.tun, &new.pool4) {
+                    tracing::error!("nat64: {err:#}");
+                }
+            }
+        }
+    }
+    tracing::info!(
+        "nat64 reloaded: pool4 {}, {} static BIB entries ({} added, {} removed), filtering {}{}; \
+         timeouts and limits reloaded; deleted at once: {} BIB entries ({} sessions){}",
+        new.pool4
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        new.static_bib.len(),
+        done.static_added,
+        done.static_removed,
+        new.filtering.as_str(),
+        route_note,
+        done.bib_doomed,
+        done.sessions_doomed,
+        if done.pool4_sweep {
+            "; BIB entries on removed pool4 ports: out of use now, freed in rounds"
+        } else {
+            ""
+        },
+    );
+    *running = new;
+    done.sessions_doomed > 0 || (0..n).any(|i| shared.lock(i).purge_pending())
+}
+
+/// Sweeps the BIB entries a reload took the pool4 ports of and frees the
+/// sessions of every deleted entry, in rounds, letting go of each shard's
+/// lock in between so that a large table never stalls the packet threads
+/// for long (as the expiry does).
+async fn purge(shared: &Shared) {
+    let (mut purged, mut rounds) = (0, 0);
+    let start = Instant::now();
+    for i in 0..shared.shards.len() {
+        loop {
+            let (n, more) = shared.lock(i).purge_at_most(PURGE_ROUND);
+            purged += n;
+            rounds += 1;
+            if !more {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    tracing::info!(
+        "nat64: sessions of deleted BIB entries freed: {purged} in {rounds} rounds, {} ms",
+        start.elapsed().as_millis()
+    );
 }
 
 /// A seed for port randomisation and table hashing, from the OS.
@@ -799,7 +966,6 @@ fn os_seed() -> u64 {
 fn packet_loop(
     tun: &Tun,
     waker: &Waker,
-    translator: &Translator,
     shared: &Shared,
     metrics: &Metrics,
     offload: bool,
@@ -808,7 +974,13 @@ fn packet_loop(
     let mut out = Packets::new();
     let mut writer = UdpOffload::new();
     let single = shared.shards.len() == 1;
+    let (mut path, mut seen) = shared.path.get();
     while !waker.is_woken() {
+        shared.path.refresh(&mut path, &mut seen);
+        let DataPath {
+            translator,
+            sharding,
+        } = &*path;
         let mut batch_lock = single.then(|| shared.lock(0));
         let now = shared.now_ms();
         let mut idle = false;
@@ -833,7 +1005,7 @@ fn packet_loop(
             };
             let mut xlate = |packet: &mut [u8], out: &mut Packets| match batch_lock.as_mut() {
                 Some(state) => translator.translate(state, now, packet, out),
-                None => translate_sharded(translator, shared, now, packet, out),
+                None => translate_sharded(translator, sharding, shared, now, packet, out),
             };
             if offload {
                 offloaded(tun, metrics, packet, &mut out, &mut writer, &mut xlate);
@@ -953,17 +1125,18 @@ fn offloaded(
 /// One packet through the shard(s) its flow lives in.
 fn translate_sharded(
     translator: &Translator,
+    sharding: &Sharding,
     shared: &Shared,
     now: u64,
     packet: &mut [u8],
     out: &mut Packets,
 ) -> Verdict {
-    let fragment = shared.sharding.fragment(packet);
+    let fragment = sharding.fragment(packet);
     if let Some((key, true)) = fragment {
         // A later fragment: no port to name its shard for sure. The shard
         // that knows the datagram (the holding shard first: usually the
         // first fragment's), else the holding shard holds it.
-        let h = shared.sharding.holding_shard(&key);
+        let h = sharding.holding_shard(&key);
         let others = (0..shared.shards.len()).filter(|i| *i != h);
         for i in std::iter::once(h).chain(others.clone()) {
             let mut state = shared.lock(i);
@@ -988,7 +1161,7 @@ fn translate_sharded(
         }
         return verdict;
     }
-    let (a, b) = shared.sharding.route(packet);
+    let (a, b) = sharding.route(packet);
     let verdict = match b {
         None => translator.translate(&mut shared.lock(a), now, packet, out),
         Some(b) => {
@@ -1008,7 +1181,7 @@ fn translate_sharded(
     if let Some((key, false)) = fragment {
         // A first fragment: its shard released what it held itself; the
         // early fragments held by another (holding) shard follow it here.
-        let h = shared.sharding.holding_shard(&key);
+        let h = sharding.holding_shard(&key);
         if h != a && matches!(verdict, Verdict::FourToSix | Verdict::SixToFour) {
             let held = shared.lock(h).take_held_fragments(now, &key);
             translator.release_held(&mut shared.lock(a), now, held, out);
@@ -1032,19 +1205,23 @@ impl Masquerade {
         format!("sixgate_nat64_{clean}")
     }
 
-    fn add(tun: &str, pool4: &[Pool4Entry]) -> anyhow::Result<Self> {
-        let table = Self::table_name(tun);
+    fn ruleset(table: &str, tun: &str, pool4: &[Pool4Entry]) -> String {
         let mut set: Vec<String> = pool4
             .iter()
             .map(|e| format!("{}/{}", e.addr, e.prefix_len))
             .collect();
         set.sort();
         set.dedup();
-        let ruleset = format!(
+        format!(
             "table ip {table} {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    \
              ip saddr {{ {} }} oifname != \"{tun}\" masquerade\n  }}\n}}\n",
             set.join(", ")
-        );
+        )
+    }
+
+    fn add(tun: &str, pool4: &[Pool4Entry]) -> anyhow::Result<Self> {
+        let table = Self::table_name(tun);
+        let ruleset = Self::ruleset(&table, tun, pool4);
         // Start from a clean table of ours (a crashed run may have left one).
         let _ = Command::new("nft")
             .args(["delete", "table", "ip", &table])
@@ -1052,6 +1229,19 @@ impl Masquerade {
         nft_stdin(&ruleset).with_context(|| format!("cannot add nftables table ip {table}"))?;
         tracing::info!("nftables table ip {table} added (masquerade of pool4)");
         Ok(Self { table })
+    }
+
+    /// The table for a new pool4, in one nft transaction (no moment without
+    /// it).
+    fn replace(&self, tun: &str, pool4: &[Pool4Entry]) -> anyhow::Result<()> {
+        let table = &self.table;
+        let ruleset = format!(
+            "delete table ip {table}\n{}",
+            Self::ruleset(table, tun, pool4)
+        );
+        nft_stdin(&ruleset).with_context(|| format!("cannot replace nftables table ip {table}"))?;
+        tracing::info!("nftables table ip {table} replaced (masquerade of the new pool4)");
+        Ok(())
     }
 }
 
@@ -1254,7 +1444,7 @@ impl Collect for Metrics {
         );
         // One family at a time: the text format wants each family's samples
         // together, under one HELP/TYPE.
-        let per_proto: [(&str, &str, bool, [u64; 3]); 6] = [
+        let per_proto: [(&str, &str, bool, [u64; 3]); 7] = [
             (
                 "sixgate_nat64_sessions",
                 "Sessions in the table, by protocol.",
@@ -1290,6 +1480,12 @@ impl Collect for Metrics {
                 "Sessions deleted when their lifetime ended, by protocol.",
                 true,
                 stats.sessions_expired,
+            ),
+            (
+                "sixgate_nat64_sessions_purged_total",
+                "Sessions deleted by a reload that removed their pool4 address or port or their static BIB entry, by protocol.",
+                true,
+                stats.sessions_purged,
             ),
         ];
         for (name, help, counter, values) in per_proto {
@@ -1488,7 +1684,10 @@ ipv4 = "192.0.2.1:80"
             shards: vec![Mutex::new(
                 State::new(core.clone(), SplitMix64::new(1)).unwrap(),
             )],
-            sharding: Sharding::new(1, prefix, &core, 1),
+            path: Swap::new(DataPath {
+                translator: Translator::new(prefix, SiitConfig::default()),
+                sharding: Sharding::new(1, prefix, &core, 1),
+            }),
             start: Instant::now(),
         });
         let metrics = Metrics::new(shared);
@@ -1519,6 +1718,24 @@ ipv4 = "192.0.2.1:80"
         );
     }
 
+    /// One packet through `shared`'s shards with its current sharding.
+    fn sharded(
+        translator: &Translator,
+        shared: &Shared,
+        now: u64,
+        packet: &mut [u8],
+        out: &mut Packets,
+    ) -> Verdict {
+        translate_sharded(
+            translator,
+            &shared.path.get().0.sharding,
+            shared,
+            now,
+            packet,
+            out,
+        )
+    }
+
     fn sharded_shared(shards: usize) -> Shared {
         sharded_shared_with(shards, "", 5)
     }
@@ -1537,7 +1754,10 @@ ipv4 = "192.0.2.1:80"
                     Mutex::new(State::new_shard(core.clone(), rng, i, shards).unwrap())
                 })
                 .collect(),
-            sharding: Sharding::new(shards, prefix, &core, seed),
+            path: Swap::new(DataPath {
+                translator: Translator::new(prefix, SiitConfig::default()),
+                sharding: Sharding::new(shards, prefix, &core, seed),
+            }),
             start: Instant::now(),
         }
     }
@@ -1589,7 +1809,7 @@ ipv4 = "192.0.2.1:80"
         .udp(40000, 53)
         .write(&mut query, b"query")
         .unwrap();
-        let v = translate_sharded(&translator, &shared, 0, &mut query, &mut out);
+        let v = sharded(&translator, &shared, 0, &mut query, &mut out);
         assert_eq!(v, Verdict::SixToFour);
         let out4 = out.get(0).unwrap();
         let port = u16::from_be_bytes([out4[20], out4[21]]);
@@ -1598,15 +1818,15 @@ ipv4 = "192.0.2.1:80"
         for ident in 0..12u16 {
             let mut frags = reply_fragments(port, ident);
             assert_eq!(frags.len(), 4);
-            let (key, _) = shared.sharding.fragment(&frags[1]).unwrap();
-            if shared.sharding.holding_shard(&key) != port_shard {
+            let (key, _) = shared.path.get().0.sharding.fragment(&frags[1]).unwrap();
+            if shared.path.get().0.sharding.holding_shard(&key) != port_shard {
                 elsewhere += 1;
             }
             for f in frags[1..].iter_mut().rev() {
-                let v = translate_sharded(&translator, &shared, 10, f, &mut out);
+                let v = sharded(&translator, &shared, 10, f, &mut out);
                 assert_eq!(v, Verdict::Held, "datagram {ident}");
             }
-            let v = translate_sharded(&translator, &shared, 10, &mut frags[0], &mut out);
+            let v = sharded(&translator, &shared, 10, &mut frags[0], &mut out);
             assert_eq!(v, Verdict::FourToSix);
             assert_eq!(
                 out.len(),
@@ -1659,17 +1879,18 @@ ipv4 = "192.0.2.1:80"
         let shared = (0..64)
             .map(|seed| sharded_shared_with(4, statics, seed))
             .find(|sh| {
-                let (key, _) = sh.sharding.fragment(&frags[0]).unwrap();
-                sh.sharding.holding_shard(&key) != sh.sharding.route(&frags[0]).0
+                let (key, _) = sh.path.get().0.sharding.fragment(&frags[0]).unwrap();
+                sh.path.get().0.sharding.holding_shard(&key)
+                    != sh.path.get().0.sharding.route(&frags[0]).0
             })
             .expect("a seed that splits the static entry from its source's shard");
         let translator = Translator::new("64:ff9b:1::/96".parse().unwrap(), SiitConfig::default());
         let mut out = Packets::new();
         for f in frags[1..].iter_mut().rev() {
-            let v = translate_sharded(&translator, &shared, 0, f, &mut out);
+            let v = sharded(&translator, &shared, 0, f, &mut out);
             assert_eq!(v, Verdict::Held);
         }
-        let v = translate_sharded(&translator, &shared, 0, &mut frags[0], &mut out);
+        let v = sharded(&translator, &shared, 0, &mut frags[0], &mut out);
         assert_eq!(v, Verdict::SixToFour);
         assert_eq!(out.len(), n, "the first and the held ones");
         for p in out.packets() {
@@ -1684,7 +1905,7 @@ ipv4 = "192.0.2.1:80"
         let translator = Translator::new("64:ff9b:1::/96".parse().unwrap(), SiitConfig::default());
         let mut out = Packets::new();
         let mut later = reply_fragments(61001, 7).swap_remove(2);
-        let v = translate_sharded(&translator, &shared, 0, &mut later, &mut out);
+        let v = sharded(&translator, &shared, 0, &mut later, &mut out);
         assert_eq!(v, Verdict::Held);
         let metrics = Metrics::new(Arc::clone(&shared));
         metrics.count(v);
@@ -1707,6 +1928,79 @@ ipv4 = "192.0.2.1:80"
             text.contains("sixgate_nat64_drops_total{reason=\"fragment_timeout\"} 1\n"),
             "{text}"
         );
+    }
+
+    fn running(text: &str) -> (Arc<Shared>, Section) {
+        let section = parse(text).unwrap().nat64.unwrap();
+        let core = section.state_config().unwrap();
+        let shared = Arc::new(Shared {
+            shards: vec![Mutex::new(
+                State::new(core.clone(), SplitMix64::new(1)).unwrap(),
+            )],
+            path: Swap::new(DataPath {
+                translator: Translator::new(section.prefix, section.siit_template()),
+                sharding: Sharding::new(1, section.prefix, &core, 1),
+            }),
+            start: Instant::now(),
+        });
+        (shared, section)
+    }
+
+    #[test]
+    fn reload_applies_pool4_and_static_bib_to_the_running_state() {
+        let (shared, mut section) =
+            running("[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\n");
+        let new = parse(
+            "[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.9\"]\nfiltering = \"address-dependent\"\n\
+             [[nat64.static_bib]]\nproto = \"tcp\"\nipv6 = \"[2001:db8::80]:80\"\nipv4 = \"192.0.2.9:80\"\n",
+        )
+        .unwrap()
+        .nat64
+        .unwrap();
+        let mut routes = Routes::new("sg-none");
+        let mut host = Host {
+            tun: "sg-none",
+            routes: &mut routes,
+            masquerade: None,
+        };
+        let before = shared.path.generation.load(Ordering::Acquire);
+        reload(&shared, &mut section, new, &mut host);
+        assert_eq!(section.pool4, vec!["192.0.2.9".parse().unwrap()]);
+        assert_eq!(section.filtering, FilteringName::AddressDependent);
+        let state = shared.lock(0);
+        assert!(state.is_pool4_addr("192.0.2.9".parse().unwrap()));
+        assert!(!state.is_pool4_addr("192.0.2.1".parse().unwrap()));
+        assert_eq!(
+            state.lookup_v4(Proto::Tcp, Taddr4::new("192.0.2.9".parse().unwrap(), 80)),
+            Some(Taddr6::new("2001:db8::80".parse().unwrap(), 80))
+        );
+        assert_ne!(shared.path.generation.load(Ordering::Acquire), before);
+    }
+
+    #[test]
+    fn a_reload_invalid_with_the_kept_prefix_is_refused_whole() {
+        // The prefix needs a restart, so the new pool4 is checked against the
+        // running well-known prefix, which may not carry 192.0.2.0/24.
+        let (shared, mut section) = running("[nat64]\npool4 = [\"8.8.8.8\"]\n");
+        let new = parse("[nat64]\nprefix = \"64:ff9b:1::/96\"\npool4 = [\"192.0.2.1\"]\n")
+            .unwrap()
+            .nat64
+            .unwrap();
+        let old_pool = section.pool4.clone();
+        let mut routes = Routes::new("sg-none");
+        let mut host = Host {
+            tun: "sg-none",
+            routes: &mut routes,
+            masquerade: None,
+        };
+        let before = shared.path.generation.load(Ordering::Acquire);
+        assert!(!reload(&shared, &mut section, new, &mut host));
+        assert_eq!(section.pool4, old_pool);
+        assert_eq!(section.prefix, WELL_KNOWN);
+        let state = shared.lock(0);
+        assert!(state.is_pool4_addr("8.8.8.8".parse().unwrap()));
+        assert!(!state.is_pool4_addr("192.0.2.1".parse().unwrap()));
+        assert_eq!(shared.path.generation.load(Ordering::Acquire), before);
     }
 
     #[test]

@@ -389,6 +389,25 @@ pub struct Stats {
     /// Held fragments that did not translate once their first fragment came
     /// (`fragment_release_failed`).
     pub fragments_release_failed: u64,
+    /// Sessions deleted because a reconfiguration took their pool4 address
+    /// or static BIB entry away ([`State::purge_at_most`]).
+    pub sessions_purged: [u64; 3],
+}
+
+/// What a reconfiguration of one shard did ([`State::reconfigure`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Reconfigured {
+    /// BIB entries deleted at once (a static entry was removed, or a new
+    /// static entry took their place). Those that lost their pool4 port are
+    /// not counted here: they are swept by [`State::purge_at_most`].
+    pub bib_doomed: u32,
+    /// Sessions those entries had: [`State::purge_at_most`] deletes them.
+    pub sessions_doomed: u32,
+    pub static_added: u32,
+    pub static_removed: u32,
+    /// pool4 lost ports that BIB entries held: [`State::purge_at_most`]
+    /// sweeps them (they are out of use already).
+    pub pool4_sweep: bool,
 }
 
 /// One session, for display (`sixgate nat64 sessions`).
@@ -437,6 +456,7 @@ pub struct State<R: Random = SplitMix64> {
     icmp_refilled_ms: u64,
     icmp_suppressed: u64,
     fragments: fragments::Fragments,
+    purged: [u64; 3],
 }
 
 /// Whole seconds of `now_ms`, rounded up (see `Session::stamp`).
@@ -491,6 +511,7 @@ impl<R: Random> State<R> {
             icmp_refilled_ms: 0,
             icmp_suppressed: 0,
             fragments: fragments::Fragments::new(seed ^ 0xf7a9),
+            purged: [0; 3],
         };
         for s in &config.static_bib {
             let table = &mut state.tables[s.proto.index()];
@@ -526,6 +547,161 @@ impl<R: Random> State<R> {
 
     pub fn set_limits(&mut self, limits: Limits) {
         self.limits = limits;
+    }
+
+    /// Applies a new configuration to the running state (SIGHUP), as
+    /// Jool's `pool4 add/remove` and `bib add/remove` do:
+    /// - static BIB entries gone from `new` are deleted (with their
+    ///   sessions);
+    /// - pool4 becomes `new.pool4`: added addresses and ranges are usable at
+    ///   once; the BIB entries on addresses or ports that left are deleted
+    ///   and their ports stop being handed out;
+    /// - static BIB entries new in `new` are added (a dynamic entry in their
+    ///   way is deleted; one with the same mapping becomes static);
+    /// - filtering, timeouts and limits are replaced.
+    ///
+    /// `old_static` is the static BIB list the state runs with. Deleted
+    /// entries leave both indices at once (no packet finds them); their
+    /// sessions are deleted by [`State::purge_at_most`] in bounded rounds.
+    /// Nothing changes when `new` is refused (checked first, as
+    /// [`State::new_shard`] checks it).
+    pub fn reconfigure(
+        &mut self,
+        old_static: &[StaticBib],
+        new: &Config,
+    ) -> Result<Reconfigured, StateError> {
+        // Checks first: a refused configuration leaves the state untouched.
+        let (shard, shards) = self.tables[0].shard();
+        State::<SplitMix64>::new_shard(new.clone(), SplitMix64::new(self.seed), shard, shards)?;
+        let mut done = Reconfigured::default();
+        for s in old_static.iter().filter(|s| !new.static_bib.contains(s)) {
+            if let Some(n) = self.remove_static(s) {
+                done.static_removed += 1;
+                done.bib_doomed += 1;
+                done.sessions_doomed += n;
+            }
+        }
+        if self.pool4 != new.pool4 {
+            done.pool4_sweep = self.set_pool4(new.pool4.clone());
+        }
+        for s in new.static_bib.iter().filter(|s| !old_static.contains(s)) {
+            let (b, n) = self.add_static(s)?;
+            done.bib_doomed += b;
+            done.sessions_doomed += n;
+            done.static_added += 1;
+        }
+        self.set_filtering(new.filtering);
+        self.set_timeouts(new.timeouts);
+        self.set_limits(new.limits);
+        Ok(done)
+    }
+
+    /// Replaces pool4 (see [`State::reconfigure`]) in time independent of
+    /// the table size. The BIB entries whose port left the pool (static
+    /// ones too, when their address left) are out of use at once; returns
+    /// whether there are any, for [`State::purge_at_most`] to sweep. A
+    /// shard keeps handing out only the ports [`shard_of_port`] gives it.
+    pub fn set_pool4(&mut self, pool4: Pool4) -> bool {
+        let mut sweep = false;
+        for proto in Proto::ALL {
+            sweep |= self.tables[proto.index()].set_pool(pool4.proto(proto));
+        }
+        self.pool4 = pool4;
+        sweep
+    }
+
+    /// Adds a static BIB entry to the running state (on every shard: the
+    /// shard owning its port holds it; the others delete a dynamic entry of
+    /// its IPv6 transport address, which now belongs to that shard). A
+    /// dynamic entry holding its IPv6 or IPv4 transport address is deleted
+    /// (its sessions go to the purge), unless it has the very mapping, and
+    /// then it becomes static. Returns (BIB entries deleted, sessions).
+    pub fn add_static(&mut self, s: &StaticBib) -> Result<(u32, u32), StateError> {
+        let table = &mut self.tables[s.proto.index()];
+        let (a6, a4) = (s.v6.addr.octets(), s.v4.addr.octets());
+        if !table.has_address(a4) {
+            return Err(StateError::StaticNotInPool(s.proto, s.v6, s.v4.addr));
+        }
+        let by6 = table.take_bib6(&a6, s.v6.port);
+        let by4 = table.find_bib4(a4, s.v4.port);
+        for idx in [by6, by4].into_iter().flatten() {
+            if table.bib(idx).is_static() {
+                return Err(StateError::StaticConflict(s.proto, s.v6.to_string()));
+            }
+        }
+        if let (Some(i), Some(j)) = (by6, by4) {
+            if i == j {
+                table.make_static(i);
+                return Ok((0, 0));
+            }
+        }
+        let (mut bibs, mut sessions) = (0, 0);
+        for idx in [by6, by4].into_iter().flatten() {
+            bibs += 1;
+            sessions += table.doom(idx);
+        }
+        if table.owns(s.v4.port) {
+            table.insert_bib(a6, s.v6.port, a4, s.v4.port, true);
+        }
+        Ok((bibs, sessions))
+    }
+
+    /// Deletes a static BIB entry; returns how many sessions it had (they
+    /// go to the purge), or `None` if this shard does not hold it.
+    pub fn remove_static(&mut self, s: &StaticBib) -> Option<u32> {
+        let table = &mut self.tables[s.proto.index()];
+        let idx = table.take_bib6(&s.v6.addr.octets(), s.v6.port)?;
+        let b = table.bib(idx);
+        if !b.is_static() || b.v4() != (s.v4.addr, s.v4.port) {
+            return None;
+        }
+        Some(table.doom(idx))
+    }
+
+    /// Switches filtering for the packets that come next (existing sessions
+    /// stay). Switching to address-dependent indexes the live sessions in one
+    /// pass.
+    pub fn set_filtering(&mut self, filtering: Filtering) {
+        for table in &mut self.tables {
+            table.set_adf(filtering == Filtering::AddressDependent);
+        }
+    }
+
+    /// After a reconfiguration: sweeps the BIB entries that lost their pool4
+    /// port, then deletes the sessions of every deleted entry, looking at no
+    /// more than `budget` slab slots in all (so that a caller holding a lock
+    /// lets go between rounds, as with [`State::handle_timeout_at_most`]).
+    /// Returns (sessions deleted, whether work remains). Their IPv6 sources
+    /// get their share of the limits back.
+    pub fn purge_at_most(&mut self, budget: usize) -> (u64, bool) {
+        let mut left = budget;
+        let mut deleted = 0;
+        for pi in 0..3 {
+            while let Some(idx) = self.tables[pi].next_stale(&mut left) {
+                self.tables[pi].doom(idx);
+            }
+            if self.tables[pi].sweeping() {
+                return (0, true);
+            }
+        }
+        for pi in 0..3 {
+            while let Some(idx) = self.tables[pi].next_doomed(&mut left) {
+                let addr6 = self.tables[pi].remove_session(idx);
+                self.source_remove(addr6);
+                self.purged[pi] += 1;
+                deleted += 1;
+            }
+            if self.tables[pi].purging() {
+                return (deleted, true);
+            }
+        }
+        (deleted, false)
+    }
+
+    /// Whether sessions of deleted BIB entries wait for
+    /// [`State::purge_at_most`].
+    pub fn purge_pending(&self) -> bool {
+        self.tables.iter().any(|t| t.purging() || t.sweeping())
     }
 
     pub fn pool4(&self) -> &Pool4 {
@@ -682,7 +858,7 @@ impl<R: Random> State<R> {
         let addr6 = src.addr.octets();
         let remote4 = dst.addr.octets();
         let remote_port = if proto == Proto::Icmp { 0 } else { dst.port };
-        let bib = self.tables[pi].find_bib6(&addr6, src.port);
+        let bib = self.tables[pi].take_bib6(&addr6, src.port);
         if let Some(bib) = bib {
             if let Some(idx) = self.tables[pi].find_session(bib, remote4, remote_port) {
                 self.update(proto, idx, Side::V6, flags, now);
@@ -998,6 +1174,7 @@ impl<R: Random> State<R> {
             icmp_errors_suppressed: self.icmp_suppressed,
             fragments_timed_out: self.fragments.timed_out,
             fragments_release_failed: self.fragments.release_failed,
+            sessions_purged: self.purged,
             ..Stats::default()
         };
         let (held, bytes) = self.fragments.held();
@@ -1030,7 +1207,10 @@ impl<R: Random> State<R> {
         let mut out = Vec::with_capacity(total.min(max.saturating_mul(3)));
         for proto in Proto::ALL {
             let t = &self.tables[proto.index()];
-            for (_, s) in t.live_sessions().take(max) {
+            let live = t
+                .live_sessions()
+                .filter(|(_, s)| !t.bib(s.bib).is_doomed() && !t.is_stale(s.bib));
+            for (_, s) in live.take(max) {
                 let b = t.bib(s.bib);
                 let (a6, p6) = b.v6();
                 let (a4, p4) = b.v4();
@@ -1086,6 +1266,8 @@ const ALL_TIMERS: [Timer; TIMERS] = [
     Timer::TcpIncomingSyn,
 ];
 
+#[cfg(test)]
+mod reload_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

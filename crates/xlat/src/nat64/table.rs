@@ -26,6 +26,10 @@ use super::Proto;
 pub(crate) const NONE: u32 = u32::MAX;
 /// `Bib::refs` bit marking a static entry (never freed).
 const STATIC: u32 = 1 << 31;
+/// `Bib::refs` bit marking an entry a reconfiguration deleted: it is out of
+/// both indices already (no packet finds it, its port is free), and is
+/// freed with its last session (see `Table::next_doomed`).
+const DOOMED: u32 = 1 << 30;
 
 /// Timer classes; each has its own expiry list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +75,11 @@ impl Bib {
     }
 
     pub fn sessions(&self) -> u32 {
-        self.refs & !STATIC
+        self.refs & !(STATIC | DOOMED)
+    }
+
+    pub fn is_doomed(&self) -> bool {
+        self.refs & DOOMED != 0
     }
 
     pub fn v6(&self) -> (Ipv6Addr, u16) {
@@ -270,6 +278,14 @@ pub(crate) struct Table {
     pool_ports: u64,
     shard: usize,
     shards: usize,
+    /// Sessions whose BIB entry is doomed, not yet deleted.
+    doomed_sessions: u32,
+    /// Where the purge of doomed sessions goes on in the session slab;
+    /// `None` when there is nothing to purge.
+    purge_cursor: Option<u32>,
+    /// Where the sweep of stale BIB entries (after a pool4 change) goes on
+    /// in the BIB slab; `None` when none runs.
+    sweep_cursor: Option<u32>,
 }
 
 impl Table {
@@ -281,25 +297,9 @@ impl Table {
         adf: bool,
         (shard, shards): (usize, usize),
     ) -> Self {
-        let blocks: Vec<Block> = pool
-            .blocks()
-            .iter()
-            .map(|(a, r)| Block {
-                addr: a.octets(),
-                range: *r,
-                slots: Vec::new(),
-                used: 0,
-                owned: owned_ports(*r, shard, shards),
-            })
-            .collect();
+        let blocks = blocks_of_pool(pool, shard, shards);
         let pool_ports = blocks.iter().map(|b| u64::from(b.owned)).sum();
-        let mut addrs: Vec<([u8; 4], usize, usize)> = Vec::new();
-        for (i, b) in blocks.iter().enumerate() {
-            match addrs.last_mut() {
-                Some(last) if last.0 == b.addr => last.2 = i + 1,
-                _ => addrs.push((b.addr, i, i + 1)),
-            }
-        }
+        let addrs = addrs_of(&blocks);
         Self {
             proto,
             seed,
@@ -319,7 +319,15 @@ impl Table {
             pool_ports,
             shard,
             shards,
+            doomed_sessions: 0,
+            purge_cursor: None,
+            sweep_cursor: None,
         }
+    }
+
+    /// (shard, shards) of this table.
+    pub fn shard(&self) -> (usize, usize) {
+        (self.shard, self.shards)
     }
 
     /// Whether this shard hands out `port`.
@@ -390,7 +398,25 @@ impl Table {
         &self.sessions[idx as usize]
     }
 
+    /// The BIB entry of (X', x); a stale one (see [`Table::set_pool`]) is
+    /// not found.
     pub fn find_bib6(&self, addr6: &[u8; 16], port6: u16) -> Option<u32> {
+        self.find_bib6_any(addr6, port6)
+            .filter(|&i| !self.is_stale(i))
+    }
+
+    /// Like [`Table::find_bib6`], and a stale entry found is doomed on the
+    /// spot (so that a new one may take its IPv6 transport address).
+    pub fn take_bib6(&mut self, addr6: &[u8; 16], port6: u16) -> Option<u32> {
+        let idx = self.find_bib6_any(addr6, port6)?;
+        if self.is_stale(idx) {
+            self.doom(idx);
+            return None;
+        }
+        Some(idx)
+    }
+
+    fn find_bib6_any(&self, addr6: &[u8; 16], port6: u16) -> Option<u32> {
         let h = hash6(self.seed, addr6, port6);
         let bibs = &self.bibs;
         self.by6
@@ -572,17 +598,236 @@ impl Table {
     }
 
     fn remove_bib(&mut self, idx: u32) {
+        self.unhook6(idx);
+        self.unhook4(idx);
+        self.bibs[idx as usize].refs = 0;
+        self.free_bibs.push(idx);
+        self.bib_count -= 1;
+    }
+
+    /// Takes a BIB entry out of the IPv6-side index.
+    fn unhook6(&mut self, idx: u32) {
         let b = self.bibs[idx as usize];
         let h = hash6(self.seed, &b.addr6, b.port6);
         if let Ok(entry) = self.by6.find_entry(h, |&i| i == idx) {
             entry.remove();
         }
-        match self.block_of(b.addr4, b.port4) {
-            Some(blk) => self.blocks[blk].set(b.port4, NONE),
-            None => self.static4.retain(|(_, i)| *i != idx),
+    }
+
+    /// Takes a BIB entry off its pool4 port (which then is free), or out of
+    /// the static entries outside the ranges. A port that another entry
+    /// holds by now is left alone.
+    fn unhook4(&mut self, idx: u32) {
+        let b = self.bibs[idx as usize];
+        if let Some(blk) = self.block_of(b.addr4, b.port4) {
+            if self.blocks[blk].slot(b.port4) == idx {
+                self.blocks[blk].set(b.port4, NONE);
+                return;
+            }
         }
-        self.free_bibs.push(idx);
-        self.bib_count -= 1;
+        self.static4.retain(|(_, i)| *i != idx);
+    }
+
+    /// Deletes a BIB entry for a reconfiguration: at once when it has no
+    /// sessions, else it leaves both indices now (no packet finds it, its
+    /// port is free) and its sessions are deleted by the purge rounds
+    /// ([`Table::next_doomed`]) or expire, the last one freeing it. Returns
+    /// how many sessions wait.
+    pub fn doom(&mut self, idx: u32) -> u32 {
+        let b = self.bibs[idx as usize];
+        if b.refs == 0 || b.is_doomed() {
+            return 0;
+        }
+        let n = b.sessions();
+        if n == 0 {
+            self.remove_bib(idx);
+            return 0;
+        }
+        self.unhook6(idx);
+        self.unhook4(idx);
+        self.bibs[idx as usize].refs = n | DOOMED;
+        self.doomed_sessions += n;
+        // Start over: sessions behind the cursor may belong to this entry.
+        self.purge_cursor = Some(0);
+        n
+    }
+
+    /// Makes an existing entry static (a static entry was configured with
+    /// the mapping a dynamic one already had).
+    pub fn make_static(&mut self, idx: u32) {
+        self.bibs[idx as usize].refs |= STATIC;
+    }
+
+    /// The next session of a doomed BIB entry, looking at no more than
+    /// `budget` slab slots (counted down). `None`: nothing left, or the
+    /// budget ran out ([`Table::purging`] tells which).
+    pub fn next_doomed(&mut self, budget: &mut usize) -> Option<u32> {
+        while let Some(cursor) = self.purge_cursor {
+            if self.doomed_sessions == 0 || cursor as usize >= self.sessions.len() {
+                self.purge_cursor = None;
+                return None;
+            }
+            if *budget == 0 {
+                return None;
+            }
+            *budget -= 1;
+            self.purge_cursor = Some(cursor + 1);
+            let s = &self.sessions[cursor as usize];
+            if s.timer != FREE && self.bibs[s.bib as usize].is_doomed() {
+                return Some(cursor);
+            }
+        }
+        None
+    }
+
+    /// Whether doomed sessions remain to be purged.
+    pub fn purging(&self) -> bool {
+        self.purge_cursor.is_some()
+    }
+
+    /// Replaces this protocol's pool4, in time independent of the number of
+    /// BIB entries. Blocks that stay as they were keep their ports; a block
+    /// whose range changed hands the ports both ranges share to the new
+    /// block (a walk of the shared ports). The entries left without a port
+    /// are stale: no packet finds them from now on ([`Table::find_bib4`]
+    /// does not, [`Table::find_bib6`] skips them and [`Table::take_bib6`]
+    /// dooms them), and the sweep ([`Table::next_stale`], in bounded rounds)
+    /// dooms the rest. Static entries stay while their address is a pool4
+    /// address. Returns whether a sweep is needed.
+    pub fn set_pool(&mut self, pool: &ProtoPool) -> bool {
+        let mut fresh = blocks_of_pool(pool, self.shard, self.shards);
+        let fresh_addrs = addrs_of(&fresh);
+        let mut kept = vec![false; fresh.len()];
+        let mut stale = false;
+        for old in std::mem::take(&mut self.blocks) {
+            let at = fresh
+                .binary_search_by_key(&(old.addr, old.range.first), |b| (b.addr, b.range.first));
+            if let Ok(i) = at {
+                if fresh[i].range == old.range {
+                    fresh[i].slots = old.slots;
+                    fresh[i].used = old.used;
+                    kept[i] = true;
+                    continue;
+                }
+            }
+            if old.used == 0 {
+                continue;
+            }
+            let mut carried = 0;
+            if let Ok(a) = fresh_addrs.binary_search_by_key(&old.addr, |a| a.0) {
+                let (_, b0, b1) = fresh_addrs[a];
+                for block in &mut fresh[b0..b1] {
+                    let Some(shared) = intersect(block.range, old.range) else {
+                        continue;
+                    };
+                    for port in shared.first..=shared.last {
+                        let idx = old.slot(port);
+                        if idx != NONE {
+                            block.set(port, idx);
+                            carried += 1;
+                        }
+                    }
+                }
+            }
+            stale |= carried < old.used;
+        }
+        self.pool_ports = fresh.iter().map(|b| u64::from(b.owned)).sum();
+        self.addrs = fresh_addrs;
+        self.blocks = fresh;
+        // Static entries outside the ranges: into a range that now covers
+        // them, kept while their address is in the pool, else stale.
+        for (key, idx) in std::mem::take(&mut self.static4) {
+            match self.block_of(key.0, key.1) {
+                Some(b) if self.blocks[b].slot(key.1) == NONE => self.blocks[b].set(key.1, idx),
+                None if self.has_address(key.0) => self.static4.push((key, idx)),
+                _ => stale = true,
+            }
+        }
+        if stale {
+            // From the start: entries behind the cursor may be stale now.
+            self.sweep_cursor = Some(0);
+        }
+        stale
+    }
+
+    /// Whether BIB entry `idx` holds its pool4 port (or its place among the
+    /// static entries outside the ranges).
+    fn placed(&self, idx: u32) -> bool {
+        let b = &self.bibs[idx as usize];
+        match self.block_of(b.addr4, b.port4) {
+            Some(blk) => self.blocks[blk].slot(b.port4) == idx,
+            None => {
+                (b.is_static() && self.has_address(b.addr4))
+                    || self.static4.iter().any(|(_, i)| *i == idx)
+            }
+        }
+    }
+
+    /// Whether a live entry lost its port to a pool4 change and waits for
+    /// the sweep (only ever true while one runs).
+    pub fn is_stale(&self, idx: u32) -> bool {
+        self.sweep_cursor.is_some() && !self.placed(idx)
+    }
+
+    /// The next stale BIB entry, looking at no more than `budget` slab
+    /// slots (counted down); the caller dooms it. `None`: the sweep is over,
+    /// or the budget ran out ([`Table::sweeping`] tells which).
+    pub fn next_stale(&mut self, budget: &mut usize) -> Option<u32> {
+        while let Some(cursor) = self.sweep_cursor {
+            if cursor as usize >= self.bibs.len() {
+                self.sweep_cursor = None;
+                return None;
+            }
+            if *budget == 0 {
+                return None;
+            }
+            *budget -= 1;
+            self.sweep_cursor = Some(cursor + 1);
+            let b = self.bibs[cursor as usize];
+            if b.refs == 0 || b.is_doomed() || self.placed(cursor) {
+                if b.refs != 0
+                    && b.is_static()
+                    && self.block_of(b.addr4, b.port4).is_none()
+                    && !self.static4.iter().any(|(_, i)| *i == cursor)
+                {
+                    // A static entry whose range left while its address
+                    // stayed: outside the ranges now.
+                    self.static4.push(((b.addr4, b.port4), cursor));
+                }
+                continue;
+            }
+            return Some(cursor);
+        }
+        None
+    }
+
+    /// Whether the sweep of stale entries runs.
+    pub fn sweeping(&self) -> bool {
+        self.sweep_cursor.is_some()
+    }
+
+    /// Switches address-dependent filtering on (building its index from the
+    /// live sessions, one pass) or off (dropping the index).
+    pub fn set_adf(&mut self, on: bool) {
+        if !on {
+            self.adf = None;
+            return;
+        }
+        if self.adf.is_some() {
+            return;
+        }
+        let seed = self.seed;
+        let mut adf: HashTable<(u32, [u8; 4], u32)> = HashTable::new();
+        for s in self.sessions.iter().filter(|s| s.timer != FREE) {
+            let h = hash_adf(seed, s.bib, s.remote4);
+            match adf.find_mut(h, |e| e.0 == s.bib && e.1 == s.remote4) {
+                Some(e) => e.2 += 1,
+                None => {
+                    adf.insert_unique(h, (s.bib, s.remote4, 1), |e| hash_adf(seed, e.0, e.1));
+                }
+            }
+        }
+        self.adf = Some(adf);
     }
 
     pub fn insert_session(
@@ -663,8 +908,12 @@ impl Table {
         let bib = &mut self.bibs[s.bib as usize];
         bib.refs -= 1;
         let addr6 = bib.addr6;
-        if bib.refs == 0 {
+        let doomed = bib.is_doomed();
+        if bib.refs & !DOOMED == 0 {
             self.remove_bib(s.bib);
+        }
+        if doomed {
+            self.doomed_sessions = self.doomed_sessions.saturating_sub(1);
         }
         addr6
     }
@@ -736,12 +985,41 @@ impl Table {
             .map(|(i, s)| (u32::try_from(i).unwrap_or(NONE), s))
     }
 
-    /// Live BIB entries, in slab order.
+    /// Live BIB entries, in slab order (not the doomed or stale ones).
     pub fn live_bibs(&self) -> impl Iterator<Item = &Bib> {
         // A freed slot has no sessions and is not static; a live dynamic
         // entry always has at least one session.
-        self.bibs.iter().filter(|b| b.refs != 0)
+        self.bibs.iter().enumerate().filter_map(|(i, b)| {
+            let i = u32::try_from(i).ok()?;
+            (b.refs != 0 && !b.is_doomed() && !self.is_stale(i)).then_some(b)
+        })
     }
+}
+
+/// The blocks of a protocol's pool4, for shard `shard` of `shards`.
+fn blocks_of_pool(pool: &ProtoPool, shard: usize, shards: usize) -> Vec<Block> {
+    pool.blocks()
+        .iter()
+        .map(|(a, r)| Block {
+            addr: a.octets(),
+            range: *r,
+            slots: Vec::new(),
+            used: 0,
+            owned: owned_ports(*r, shard, shards),
+        })
+        .collect()
+}
+
+/// Distinct addresses of sorted blocks: (address, first block, end block).
+fn addrs_of(blocks: &[Block]) -> Vec<([u8; 4], usize, usize)> {
+    let mut addrs: Vec<([u8; 4], usize, usize)> = Vec::new();
+    for (i, b) in blocks.iter().enumerate() {
+        match addrs.last_mut() {
+            Some(last) if last.0 == b.addr => last.2 = i + 1,
+            _ => addrs.push((b.addr, i, i + 1)),
+        }
+    }
+    addrs
 }
 
 /// Buckets hashbrown uses for a table whose `capacity()` is `cap`.

@@ -1052,6 +1052,12 @@ impl Sharding {
         self.shards
     }
 
+    /// The same sharding over a new pool4 and static BIB list (a reload:
+    /// the number of shards and the prefix stay).
+    pub fn reconfigured(&self, config: &Config) -> Self {
+        Self::new(self.shards, self.prefix, config, self.seed)
+    }
+
     fn of_v6(&self, proto: Proto, addr: &[u8], port: u16) -> usize {
         if self.shards == 1 {
             return 0;
