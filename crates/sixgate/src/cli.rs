@@ -36,7 +36,7 @@ pub enum Command {
     Run(RunAllArgs),
     /// Validate a config file without running anything.
     Check(ConfigArgs),
-    /// RFC 6052 calculator: embed an IPv4 address in a prefix, or extract it.
+    /// RFC 6052 calculator (embed, extract, explain) and host address derivation.
     Addr(cmd::addr::Args),
     /// Stateless IP/ICMP translation (RFC 7915) with an EAM table (RFC 7757).
     Siit(RunArgs),
