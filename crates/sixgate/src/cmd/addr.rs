@@ -51,8 +51,8 @@ enum Action {
         /// address is a stable hash of the IPv4 address in it (seed 001).
         #[arg(long, value_name = "PREFIX")]
         uplink: Option<String>,
-        /// The NAT64 prefix (`nat64.prefix`; `64:ff9b::/96` or a cluster's
-        /// /96 in plan.lock): the address is the RFC 6052 embedding.
+        /// The NAT64 prefix (`64:ff9b::/96`, or `clusters.<name>.nat64` in
+        /// plan.lock): the address is the RFC 6052 embedding.
         #[arg(long, value_name = "PREFIX")]
         nat64_prefix: Option<String>,
         /// One or more IPv4 addresses.
