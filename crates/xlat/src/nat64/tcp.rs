@@ -11,10 +11,12 @@
 //! the session and brings it back to ESTABLISHED; silence lets TRANS run
 //! out and the session goes.
 //!
-//! Two deliberate departures, both documented in `docs/nat64.md`:
-//! - A half-closed session (V4 FIN RCV, V6 FIN RCV) idle for TCP_EST also
-//!   moves to TRANS (without a probe), where the RFC deletes it at once: any
-//!   packet within TCP_TRANS keeps it.
+//! A half-closed session (V4 FIN RCV, V6 FIN RCV) idle for TCP_EST moves to
+//! TRANS too, without a probe (the RFC asks for the probe in ESTABLISHED
+//! only): any packet within TCP_TRANS keeps it, silence deletes it.
+//!
+//! Deliberate departures, documented in `docs/nat64.md`:
+//! - An RST in a half-closed state moves to TRANS, as in ESTABLISHED.
 //! - A V4 SYN that finds no BIB entry is not stored for 6 s (simultaneous
 //!   open); it is dropped and counted.
 
@@ -182,8 +184,8 @@ pub fn next(state: TcpState, side: Side, flags: TcpFlags) -> (TcpState, TcpTimer
 /// state and timer, `None` to delete it.
 pub fn expire(state: TcpState) -> Option<(TcpState, TcpTimer)> {
     match state {
-        // ESTABLISHED: TRANS after a probe (RFC 6146 §3.5.2.2); half closed:
-        // TRANS without one (see the module docs).
+        // ESTABLISHED: TRANS after a probe (RFC 6146 §3.5.2.2); half
+        // closed: TRANS without one (see the module docs).
         TcpState::Established | TcpState::V4FinRcv | TcpState::V6FinRcv => {
             Some((TcpState::Trans, TcpTimer::Trans))
         }
