@@ -320,8 +320,9 @@ fn a_silent_endpoint_lets_the_probed_session_expire_after_tcp_trans() {
     if !common::have_root("a_silent_endpoint_lets_the_probed_session_expire_after_tcp_trans") {
         return;
     }
-    // Offloads off: the probe is written bare.
-    let t = Topology::start("q", "offload = false");
+    // Offloads off (the probe is written bare), two workers (the timer task
+    // expires and probes every shard).
+    let t = Topology::start("q", "offload = false\nworkers = 2");
     let (_client, log) = t.client();
     wait_for_file_line(&log, "first echo True", Duration::from_secs(10));
     // c6's end goes silent: nothing from s4 reaches its TCP any more, so

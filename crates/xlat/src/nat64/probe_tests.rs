@@ -314,3 +314,53 @@ fn a_bounded_expiry_round_queues_no_more_probes_than_its_budget() {
     }
     assert_eq!(total, 250);
 }
+
+#[test]
+fn a_connection_opened_from_ipv4_is_probed_at_its_ipv6_server() {
+    let (x, _) = setup();
+    let server6 = Taddr6::new("2001:db8:6::80".parse().unwrap(), 8080);
+    let public = Taddr4::new(POOL.parse().unwrap(), 80);
+    let config = Config {
+        pool4: Pool4::new(&[POOL.parse().unwrap()]).unwrap(),
+        timeouts: Timeouts::default(),
+        limits: Limits::default(),
+        filtering: Filtering::default(),
+        static_bib: vec![StaticBib {
+            proto: Proto::Tcp,
+            v6: server6,
+            v4: public,
+        }],
+    };
+    let mut st = State::new(config, SplitMix64::new(3)).unwrap();
+    let client4 = Taddr4::new(S4.parse().unwrap(), 40000);
+    st.inbound(0, Proto::Tcp, client4, public, TcpFlags::SYN)
+        .unwrap();
+    st.outbound(0, Proto::Tcp, server6, client4, TcpFlags::SYN)
+        .unwrap();
+    assert_eq!(state_of(&st), Some(TcpState::Established));
+    st.handle_timeout(EST);
+    let queued = probes(&mut st);
+    assert_eq!(
+        queued,
+        vec![TcpProbe {
+            v6: server6,
+            remote: client4
+        }]
+    );
+    let p = x.tcp_probe(&queued[0]);
+    let s = SlicedPacket::from_ip(&p).unwrap();
+    let Some(NetSlice::Ipv6(ip)) = &s.net else {
+        panic!("not IPv6")
+    };
+    assert_eq!(ip.header().source(), a6(S4_V6));
+    assert_eq!(ip.header().destination(), a6("2001:db8:6::80"));
+    let Some(TransportSlice::Tcp(t)) = &s.transport else {
+        panic!("not TCP")
+    };
+    assert_eq!((t.source_port(), t.destination_port()), (40000, 8080));
+    assert_eq!(
+        t.calc_checksum_ipv6(ip.header().source(), ip.header().destination())
+            .unwrap(),
+        t.checksum()
+    );
+}
