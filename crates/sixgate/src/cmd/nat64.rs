@@ -5,7 +5,8 @@
 //! masquerade) into and out of it, one packet thread that reads a batch of
 //! packets, hands each to [`Translator::translate`] with the shared
 //! [`State`], and writes what comes out; a timer task that expires sessions
-//! ([`State::poll_timeout`] / [`State::handle_timeout`]); metrics; and the
+//! ([`State::poll_timeout`] / [`State::handle_timeout`]) and writes the
+//! probes of idle ESTABLISHED TCP sessions ([`send_probes`]); metrics; and the
 //! `/nat64/sessions` admin endpoint that `sixgate nat64 sessions` prints.
 //! SIGHUP applies pool4, static BIB entries, filtering, timeouts, limits and
 //! the own addresses to the running state ([`reload`], then [`purge`] in
@@ -26,7 +27,7 @@ use serde::{Deserialize, Deserializer};
 use sixgate_telemetry::{Collect, Counter, Encoder};
 use sixgate_xlat::nat64::{
     self, Filtering, LimitAction, Packets, Pool4, Pool4Entry, Proto, Sharding, SplitMix64, State,
-    StaticBib, Stats, Taddr4, Taddr6, Timeouts, Translator, Verdict,
+    StaticBib, Stats, Taddr4, Taddr6, TcpProbe, Timeouts, Translator, Verdict,
 };
 use sixgate_xlat::prefix64::{is_global_v4, WELL_KNOWN};
 use sixgate_xlat::{Prefix64, SiitConfig};
@@ -588,6 +589,8 @@ impl Shared {
             total.fragment_bytes_held += s.fragment_bytes_held;
             total.fragments_timed_out += s.fragments_timed_out;
             total.fragments_release_failed += s.fragments_release_failed;
+            total.tcp_probes_queued += s.tcp_probes_queued;
+            total.tcp_probes_skipped += s.tcp_probes_skipped;
             for (t, v) in total.refused.iter_mut().zip(s.refused) {
                 *t += v;
             }
@@ -716,6 +719,7 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
     );
 
     let mut done_rx = done_rx;
+    let mut probes: Vec<TcpProbe> = Vec::new();
     let mut config_rx = ctx.config.clone();
     let mut running = section.clone();
     let result = loop {
@@ -748,21 +752,33 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
             }
             () = tokio::time::sleep(Duration::from_millis(wait)) => {
                 // In rounds, letting go of the lock in between so that a
-                // mass expiry never stalls the packet thread for long.
+                // mass expiry never stalls the packet thread for long. The
+                // probes a round queued (at most one per session it looked
+                // at) are written after the lock is let go.
                 let now = shared.now_ms();
                 let mut expired = 0;
+                let mut probed = 0;
                 for i in 0..workers {
                     loop {
-                        let (n, more) = shared.lock(i).handle_timeout_at_most(now, EXPIRY_ROUND);
+                        let (n, more) = {
+                            let mut state = shared.lock(i);
+                            let round = state.handle_timeout_at_most(now, EXPIRY_ROUND);
+                            state.take_probes(&mut probes);
+                            round
+                        };
                         expired += n;
+                        if !probes.is_empty() {
+                            let (path, _) = shared.path.get();
+                            probed += send_probes(&tun, &path.translator, &mut probes, offload, &metrics);
+                        }
                         if !more {
                             break;
                         }
                         tokio::task::yield_now().await;
                     }
                 }
-                if expired > 0 {
-                    tracing::debug!(expired, "sessions expired");
+                if expired > 0 || probed > 0 {
+                    tracing::debug!(expired, probed, "sessions expired, idle TCP sessions probed");
                 }
             }
         }
@@ -784,6 +800,44 @@ pub async fn serve(section: Section, ctx: Context) -> anyhow::Result<()> {
         Some(Err(err)) => Err(err).context("the packet loop failed"),
         None => anyhow::bail!("the packet threads ended without a word"),
     }
+}
+
+/// Writes to the TUN device the probes of RFC 6146 §3.5.2.2 that expiry
+/// queued (at most [`EXPIRY_ROUND`] per call), each built by
+/// [`Translator::tcp_probe`]: an IPv6 segment toward the session's IPv6
+/// endpoint, which the kernel routes out like a translated packet. With
+/// offloads, a zero [`VnetHdr`] goes in front (the checksum is complete, no
+/// segmentation). A write to a TUN device does not block (the kernel takes
+/// the packet or refuses it), so this runs on the timer task. Returns how
+/// many were written; failed writes count as TUN write errors.
+fn send_probes(
+    tun: &Tun,
+    translator: &Translator,
+    probes: &mut Vec<TcpProbe>,
+    offload: bool,
+    metrics: &Metrics,
+) -> u64 {
+    let vnet = VnetHdr::default().to_bytes();
+    let mut written = 0;
+    for probe in probes.drain(..) {
+        let packet = translator.tcp_probe(&probe);
+        let sent = if offload {
+            tun.send_parts(&[io::IoSlice::new(&vnet), io::IoSlice::new(&packet)])
+        } else {
+            tun.send(&packet)
+        };
+        match sent {
+            Ok(()) => {
+                metrics.tcp_probes.inc();
+                written += 1;
+            }
+            Err(err) => {
+                metrics.tun_write_errors.inc();
+                tracing::trace!("tun write of a TCP probe failed: {err}");
+            }
+        }
+    }
+    written
 }
 
 /// What a reload may change on the host: the routes and the masquerade
@@ -1360,6 +1414,7 @@ struct Metrics {
     udp_gso_read: Counter,
     udp_coalesced: Counter,
     offload_fallbacks: Counter,
+    tcp_probes: Counter,
 }
 
 impl Metrics {
@@ -1377,6 +1432,7 @@ impl Metrics {
             udp_gso_read: Counter::new(),
             udp_coalesced: Counter::new(),
             offload_fallbacks: Counter::new(),
+            tcp_probes: Counter::new(),
         }
     }
 
@@ -1521,6 +1577,18 @@ impl Collect for Metrics {
             "With offloads: super-packets whose translation was not one TCP packet (dropped).",
             &[],
             self.offload_fallbacks.get(),
+        );
+        out.counter(
+            "sixgate_nat64_tcp_probes_total",
+            "Probes written for ESTABLISHED TCP sessions idle for TCP_EST (RFC 6146 3.5.2.2), toward the IPv6 endpoint.",
+            &[],
+            self.tcp_probes.get(),
+        );
+        out.counter(
+            "sixgate_nat64_tcp_probes_skipped_total",
+            "ESTABLISHED TCP sessions idle for TCP_EST moved to TRANS without a probe because 4096 probes were waiting already.",
+            &[],
+            stats.tcp_probes_skipped,
         );
         out.counter(
             "sixgate_nat64_icmp_errors_suppressed_total",

@@ -16,7 +16,9 @@
 //! IPv4 address pooling, RFC 6056 random port selection that keeps the
 //! source port's range class and parity (§3.5.1.1), static BIB entries,
 //! hairpinning support ([`State::is_pool4_addr`]), the timers of §3.5 and
-//! the TCP states of §3.5.2.2 (see [`tcp`] for the two documented departures).
+//! the TCP states of §3.5.2.2 with the probe of an idle ESTABLISHED session
+//! ([`State::take_probes`], [`Translator::tcp_probe`]; see [`tcp`] for the
+//! two documented departures).
 
 mod fragments;
 pub mod pool4;
@@ -39,7 +41,7 @@ pub use pool4::{Pool4, Pool4Entry, Pool4Error, PortRange};
 pub use random::{Random, SplitMix64};
 pub use table::{shard_of_port, ENTRY_BYTES};
 pub use tcp::{Side, TcpFlags, TcpState};
-pub use translate::{Drop, Packets, Sharding, Translator, Verdict};
+pub use translate::{Drop, Packets, Sharding, Translator, Verdict, TCP_PROBE_LEN};
 
 use table::{Table, Timer, TIMERS};
 
@@ -365,6 +367,21 @@ pub struct Mapping {
     pub remote: Taddr4,
 }
 
+/// A probe to send for an ESTABLISHED TCP session whose TCP_EST ran out
+/// (RFC 6146 §3.5.2.2): a segment of the connection toward its IPv6
+/// endpoint `v6`, from the IPv4 peer `remote` as the IPv6 side sees it.
+/// [`Translator::tcp_probe`] builds the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpProbe {
+    pub v6: Taddr6,
+    pub remote: Taddr4,
+}
+
+/// At most this many probes wait in one [`State`] for
+/// [`State::take_probes`]; sessions that expire past it move to TRANS
+/// without a probe, and are counted in [`Stats::tcp_probes_skipped`].
+pub const MAX_PENDING_PROBES: usize = 4096;
+
 /// Counts for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
@@ -392,6 +409,12 @@ pub struct Stats {
     /// Sessions deleted because a reconfiguration took their pool4 address
     /// or static BIB entry away ([`State::purge_at_most`]).
     pub sessions_purged: [u64; 3],
+    /// ESTABLISHED TCP sessions that reached TCP_EST and got a probe queued
+    /// ([`State::take_probes`]).
+    pub tcp_probes_queued: u64,
+    /// Those that moved to TRANS without one, because
+    /// [`MAX_PENDING_PROBES`] were waiting already.
+    pub tcp_probes_skipped: u64,
 }
 
 /// What a reconfiguration of one shard did ([`State::reconfigure`]).
@@ -457,6 +480,11 @@ pub struct State<R: Random = SplitMix64> {
     icmp_suppressed: u64,
     fragments: fragments::Fragments,
     purged: [u64; 3],
+    /// Probes waiting for [`State::take_probes`], at most
+    /// [`MAX_PENDING_PROBES`].
+    probes: Vec<TcpProbe>,
+    probes_queued: u64,
+    probes_skipped: u64,
 }
 
 /// Whole seconds of `now_ms`, rounded up (see `Session::stamp`).
@@ -512,6 +540,9 @@ impl<R: Random> State<R> {
             icmp_suppressed: 0,
             fragments: fragments::Fragments::new(seed ^ 0xf7a9),
             purged: [0; 3],
+            probes: Vec::new(),
+            probes_queued: 0,
+            probes_skipped: 0,
         };
         for s in &config.static_bib {
             let table = &mut state.tables[s.proto.index()];
@@ -1115,6 +1146,9 @@ impl<R: Random> State<R> {
     /// Expires every session whose lifetime ended at or before `now_ms`, and
     /// drops the held fragments that waited FRAGMENT_MIN; returns how many
     /// sessions were deleted. Costs O(sessions and fragments that expire).
+    ///
+    /// An ESTABLISHED TCP session that reaches TCP_EST moves to TRANS and
+    /// queues a [`TcpProbe`] for the caller to send ([`State::take_probes`]).
     pub fn handle_timeout(&mut self, now_ms: u64) -> u64 {
         self.handle_timeout_at_most(now_ms, usize::MAX).0
     }
@@ -1145,6 +1179,10 @@ impl<R: Random> State<R> {
                     };
                     match keep {
                         Some((state, _)) => {
+                            let from = TcpState::from_u8(s.state);
+                            if from.is_some_and(tcp::probes_on_expiry) {
+                                self.queue_probe(pi, idx);
+                            }
                             self.tables[pi].set_state(idx, state as u8);
                             self.tables[pi].touch(idx, Timer::TcpTrans, stamp(now));
                         }
@@ -1161,6 +1199,34 @@ impl<R: Random> State<R> {
         (deleted, false)
     }
 
+    /// Queues the probe of TCP session `idx` (table `pi`), unless its BIB
+    /// entry is on its way out or the queue is full.
+    fn queue_probe(&mut self, pi: usize, idx: u32) {
+        let t = &self.tables[pi];
+        let s = t.session(idx);
+        let b = t.bib(s.bib);
+        if b.is_doomed() || t.is_stale(s.bib) {
+            return;
+        }
+        if self.probes.len() >= MAX_PENDING_PROBES {
+            self.probes_skipped += 1;
+            return;
+        }
+        let (a6, p6) = b.v6();
+        self.probes.push(TcpProbe {
+            v6: Taddr6::new(a6, p6),
+            remote: Taddr4::new(Ipv4Addr::from(s.remote4), s.remote_port),
+        });
+        self.probes_queued += 1;
+    }
+
+    /// Moves the probes queued by [`State::handle_timeout`] (at most
+    /// [`MAX_PENDING_PROBES`]) to the end of `out`, for the caller to build
+    /// with [`Translator::tcp_probe`] and send.
+    pub fn take_probes(&mut self, out: &mut Vec<TcpProbe>) {
+        out.append(&mut self.probes);
+    }
+
     /// Sessions of all protocols together.
     pub fn session_count(&self) -> u32 {
         self.total
@@ -1175,6 +1241,8 @@ impl<R: Random> State<R> {
             fragments_timed_out: self.fragments.timed_out,
             fragments_release_failed: self.fragments.release_failed,
             sessions_purged: self.purged,
+            tcp_probes_queued: self.probes_queued,
+            tcp_probes_skipped: self.probes_skipped,
             ..Stats::default()
         };
         let (held, bytes) = self.fragments.held();
@@ -1193,6 +1261,7 @@ impl<R: Random> State<R> {
     pub fn heap_bytes(&self) -> usize {
         self.tables.iter().map(Table::heap_bytes).sum::<usize>()
             + self.per_source.capacity() * 21
+            + self.probes.capacity() * std::mem::size_of::<TcpProbe>()
             + self.fragments.held().1
     }
 
@@ -1266,6 +1335,8 @@ const ALL_TIMERS: [Timer; TIMERS] = [
     Timer::TcpIncomingSyn,
 ];
 
+#[cfg(test)]
+mod probe_tests;
 #[cfg(test)]
 mod reload_tests;
 #[cfg(test)]

@@ -5,13 +5,18 @@
 //! TCP_TRANS while it opens or closes and for TCP_EST while it is
 //! established.
 //!
-//! Two deliberate departures, both documented in `docs/nat64.md`:
-//! - When an ESTABLISHED (or half-closed) session reaches TCP_EST, the RFC
-//!   says the NAT64 SHOULD probe an endpoint and delete the session if no
-//!   answer comes within TCP_TRANS. sixgate sends no probe; it moves the
-//!   session to TRANS instead, so that any packet within TCP_TRANS brings it
-//!   back to ESTABLISHED and silence deletes it, the same outcome without
-//!   forging a segment.
+//! When an ESTABLISHED session reaches TCP_EST, the NAT64 probes the IPv6
+//! endpoint (see [`probes_on_expiry`] and `State::take_probes`) and moves
+//! the session to TRANS: a live endpoint answers, its answer is a packet of
+//! the session and brings it back to ESTABLISHED; silence lets TRANS run
+//! out and the session goes.
+//!
+//! A half-closed session (V4 FIN RCV, V6 FIN RCV) idle for TCP_EST moves to
+//! TRANS too, without a probe (the RFC asks for the probe in ESTABLISHED
+//! only): any packet within TCP_TRANS keeps it, silence deletes it.
+//!
+//! Deliberate departures, documented in `docs/nat64.md`:
+//! - An RST in a half-closed state moves to TRANS, as in ESTABLISHED.
 //! - A V4 SYN that finds no BIB entry is not stored for 6 s (simultaneous
 //!   open); it is dropped and counted.
 
@@ -179,10 +184,18 @@ pub fn next(state: TcpState, side: Side, flags: TcpFlags) -> (TcpState, TcpTimer
 /// state and timer, `None` to delete it.
 pub fn expire(state: TcpState) -> Option<(TcpState, TcpTimer)> {
     match state {
-        // See the module docs: TRANS instead of a probe.
+        // ESTABLISHED: TRANS after a probe (RFC 6146 §3.5.2.2); half
+        // closed: TRANS without one (see the module docs).
         TcpState::Established | TcpState::V4FinRcv | TcpState::V6FinRcv => {
             Some((TcpState::Trans, TcpTimer::Trans))
         }
         _ => None,
     }
+}
+
+/// RFC 6146 §3.5.2.2, ESTABLISHED: when the lifetime expires, the NAT64
+/// SHOULD send a probe to at least one endpoint of the connection. Only
+/// ESTABLISHED sessions are probed.
+pub fn probes_on_expiry(state: TcpState) -> bool {
+    state == TcpState::Established
 }

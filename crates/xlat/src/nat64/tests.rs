@@ -614,9 +614,13 @@ fn tcp_established_lives_tcp_est_then_trans_then_goes() {
     let est = 124 * MIN;
     assert_eq!(s.poll_timeout(), Some(est));
     assert_eq!(s.handle_timeout(est - 1), 0);
-    // TCP_EST over: TRANS for TCP_TRANS (in place of the RFC's probe).
+    // TCP_EST over: a probe is queued and the session is in TRANS for
+    // TCP_TRANS (probe_tests.rs follows the probe).
     assert_eq!(s.handle_timeout(est), 0);
     assert_eq!(tcp_state(&s, Proto::Tcp), Some(TcpState::Trans));
+    let mut probes = Vec::new();
+    s.take_probes(&mut probes);
+    assert_eq!(probes.len(), 1);
     assert_eq!(s.poll_timeout(), Some(est + 4 * MIN));
     assert_eq!(s.handle_timeout(est + 4 * MIN), 1);
 }

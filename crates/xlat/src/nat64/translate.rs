@@ -43,8 +43,12 @@ use crate::wire::{icmp, proto, Ipv4Packet, Ipv6Packet};
 use super::fragments::Seeded;
 use super::{
     shard_of_port, Config, FragmentKey, IcmpError, Pool4, Proto, Random, Refuse, State, Taddr4,
-    Taddr6, TcpFlags,
+    Taddr6, TcpFlags, TcpProbe,
 };
+
+/// Bytes of a probe from [`Translator::tcp_probe`]: an IPv6 header and a
+/// TCP header without options.
+pub const TCP_PROBE_LEN: usize = 60;
 
 /// Why the NAT64 did not forward a packet. `as_str()` is the metric label;
 /// [`Drop::labels`] lists them all.
@@ -417,6 +421,38 @@ impl Translator {
 
     pub fn prefix(&self) -> Prefix64 {
         self.prefix
+    }
+
+    /// The probe of RFC 6146 §3.5.2.2 for an ESTABLISHED session whose
+    /// TCP_EST ran out ([`State::take_probes`]), as an IPv6 packet toward
+    /// the session's IPv6 endpoint, from the IPv4 peer's synthesized address
+    /// and port, as if the peer had sent it through the NAT64: "a TCP
+    /// segment for the connection with no data", sequence and
+    /// acknowledgment numbers zero, ACK the only flag. The window (which the
+    /// RFC leaves open) is 8192 and the hop limit 64. Such a segment is out
+    /// of the receiver's window, so a live endpoint answers with an ACK of
+    /// its current numbers (RFC 9293 §3.10.7.4), or an RST when it has
+    /// forgotten the connection; the answer is a packet of the session.
+    pub fn tcp_probe(&self, probe: &TcpProbe) -> [u8; TCP_PROBE_LEN] {
+        let src = self.prefix.embed_unchecked(probe.remote.addr);
+        let dst = probe.v6.addr;
+        let mut p = [0u8; TCP_PROBE_LEN];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&20u16.to_be_bytes());
+        p[6] = 6;
+        p[7] = 64;
+        p[8..24].copy_from_slice(&src.octets());
+        p[24..40].copy_from_slice(&dst.octets());
+        let tcp = &mut p[40..];
+        tcp[0..2].copy_from_slice(&probe.remote.port.to_be_bytes());
+        tcp[2..4].copy_from_slice(&probe.v6.port.to_be_bytes());
+        // Sequence and acknowledgment numbers (4..12) stay zero.
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x10;
+        tcp[14..16].copy_from_slice(&8192u16.to_be_bytes());
+        let sum = checksum::add(checksum::pseudo_v6(src, dst, 6, 20), tcp);
+        tcp[16..18].copy_from_slice(&(!checksum::fold(sum)).to_be_bytes());
+        p
     }
 
     /// Translates one packet read from the TUN device. `packet` is modified
