@@ -6,8 +6,8 @@
 //! datagrams by [`for_each_segment`], so the translator sees each datagram
 //! as it was sent.
 //!
-//! Writing: [`UdpCoalescer`] joins translated datagrams of one flow, written
-//! one after the other, into one super-packet that the kernel cuts again on
+//! Writing: [`UdpCoalescer`] joins the translated datagrams of each flow
+//! written in a batch into one super-packet that the kernel cuts again on
 //! its way out: one write, one trip through the forwarding path and one
 //! wake-up of the receiving socket for a run of datagrams instead of one
 //! each. Only datagrams whose checksum verifies are joined, since the
@@ -51,21 +51,36 @@ pub struct WriteCounters<'a> {
     pub coalesced: &'a Counter,
 }
 
-/// Joins consecutive translated UDP datagrams of one flow into one UDP
-/// super-packet (see the module documentation). Every packet written goes
-/// through [`UdpCoalescer::write`], so that order is kept: anything that
-/// cannot join the pending run sends the run first. [`UdpCoalescer::flush`]
-/// sends the pending run; call it before waiting for more packets.
+/// Joins translated UDP datagrams into UDP super-packets, one run per flow
+/// (see the module documentation), for up to [`MAX_RUNS`] flows at once, so
+/// that datagrams of flows interleaved in a batch are joined too. Every
+/// packet written goes through [`UdpCoalescer::write`], so that order is
+/// kept within each flow: a datagram that cannot join its flow's run sends
+/// that run first, and anything that is not a joinable datagram sends every
+/// run first. [`UdpCoalescer::flush`] sends the pending runs; call it before
+/// waiting for more packets.
 ///
-/// A run is datagrams with the same IP and UDP header but for lengths,
-/// checksums and (IPv4) identification: same addresses, ports, TTL or hop
-/// limit, traffic class, flow label and DF bit; no IPv4 options, fragments
-/// or IPv6 extension headers. All but the last carry the same number of
-/// bytes, the last at most as many. The kernel numbers the IPv4 segments
-/// from the first datagram's identification on.
+/// A flow is an address pair and port pair. A run is datagrams of one flow
+/// with the same IP and UDP header but for lengths, checksums and (IPv4)
+/// identification: same TTL or hop limit, traffic class, flow label and DF
+/// bit; no IPv4 options, fragments or IPv6 extension headers. All but the
+/// last carry the same number of bytes, the last at most as many. The
+/// kernel numbers the IPv4 segments from the first datagram's
+/// identification on.
 pub struct UdpCoalescer {
+    /// Pending runs, oldest first.
+    runs: Vec<Run>,
+    /// Emptied runs kept for their buffers.
+    spare: Vec<Run>,
+}
+
+/// Flows joined at once; a datagram of one more flow sends the oldest run.
+pub const MAX_RUNS: usize = 8;
+
+/// Datagrams of one flow waiting to leave as one super-packet.
+struct Run {
     header: [u8; MAX_HEADER],
-    /// IP + UDP header length of the run; 0 when none is pending.
+    /// IP + UDP header length of the run.
     header_len: usize,
     payload: Vec<u8>,
     /// Payload bytes of each datagram but the last.
@@ -85,19 +100,15 @@ impl Default for UdpCoalescer {
 impl UdpCoalescer {
     pub fn new() -> Self {
         Self {
-            header: [0; MAX_HEADER],
-            header_len: 0,
-            payload: Vec::with_capacity(usize::from(u16::MAX)),
-            segment: 0,
-            count: 0,
-            closed: false,
+            runs: Vec::with_capacity(MAX_RUNS),
+            spare: Vec::with_capacity(MAX_RUNS),
         }
     }
 
     /// Writes `packet` (any IP packet, without a virtio-net header): a
-    /// datagram that continues the pending run joins it; anything else
-    /// sends the pending run, then starts a new run (a datagram) or goes out
-    /// alone.
+    /// datagram that continues its flow's run joins it; one that cannot
+    /// sends that run and starts a new one; anything else sends every run,
+    /// then goes out alone.
     pub fn write(&mut self, sink: &impl Sink, packet: &[u8], counters: WriteCounters<'_>) {
         let Some(header_len) = joinable_datagram(packet) else {
             self.flush(sink, counters);
@@ -105,96 +116,146 @@ impl UdpCoalescer {
             return;
         };
         let (header, payload) = packet.split_at(header_len);
-        if self.continues(header, payload.len()) {
-            self.payload.extend_from_slice(payload);
-            self.count += 1;
-            self.closed = payload.len() < self.segment
-                || self.count == MAX_SEGMENTS
-                || self.payload.len() + self.segment > max_payload(header_len);
-            return;
+        if let Some(i) = self.runs.iter().position(|run| run.same_flow(header)) {
+            if self.runs[i].continues(header, payload.len()) {
+                self.runs[i].push(payload);
+                return;
+            }
+            let run = self.runs.remove(i);
+            self.send(run, sink, counters);
+        } else if self.runs.len() == MAX_RUNS {
+            let oldest = self.runs.remove(0);
+            self.send(oldest, sink, counters);
         }
-        self.flush(sink, counters);
-        self.header[..header_len].copy_from_slice(header);
-        self.header_len = header_len;
+        let mut run = self.spare.pop().unwrap_or_else(Run::new);
+        run.start(header, payload);
+        self.runs.push(run);
+    }
+
+    /// Sends the pending runs, oldest first: one datagram as it is,
+    /// several as one super-packet.
+    pub fn flush(&mut self, sink: &impl Sink, counters: WriteCounters<'_>) {
+        let runs = std::mem::take(&mut self.runs);
+        for run in runs {
+            self.send(run, sink, counters);
+        }
+    }
+
+    fn send(&mut self, mut run: Run, sink: &impl Sink, counters: WriteCounters<'_>) {
+        match run.send(sink) {
+            Ok(joined) => counters.coalesced.add(joined),
+            Err(err) => {
+                counters.write_errors.inc();
+                tracing::trace!("tun write failed: {err}");
+            }
+        }
+        run.payload.clear();
+        if self.spare.len() < MAX_RUNS {
+            self.spare.push(run);
+        }
+    }
+}
+
+impl Run {
+    fn new() -> Self {
+        Self {
+            header: [0; MAX_HEADER],
+            header_len: 0,
+            payload: Vec::new(),
+            segment: 0,
+            count: 0,
+            closed: false,
+        }
+    }
+
+    fn start(&mut self, header: &[u8], payload: &[u8]) {
+        self.header[..header.len()].copy_from_slice(header);
+        self.header_len = header.len();
+        self.payload.clear();
         self.payload.extend_from_slice(payload);
         self.segment = payload.len();
         self.count = 1;
         self.closed = payload.is_empty();
     }
 
-    /// Whether a datagram with this header and payload length joins the
-    /// pending run.
-    fn continues(&self, header: &[u8], payload_len: usize) -> bool {
-        if self.count == 0 || self.closed || header.len() != self.header_len {
+    fn push(&mut self, payload: &[u8]) {
+        self.payload.extend_from_slice(payload);
+        self.count += 1;
+        self.closed = payload.len() < self.segment
+            || self.count == MAX_SEGMENTS
+            || self.payload.len() + self.segment > max_payload(self.header_len);
+    }
+
+    /// Whether `header` (of a joinable datagram) is of this run's flow:
+    /// the same family, addresses and ports.
+    fn same_flow(&self, header: &[u8]) -> bool {
+        if header.len() != self.header_len {
             return false;
         }
-        if payload_len == 0
+        let run = &self.header[..self.header_len];
+        if self.header_len == 20 + UDP_HEADER {
+            run[12..24] == header[12..24]
+        } else {
+            run[8..44] == header[8..44]
+        }
+    }
+
+    /// Whether a datagram of this run's flow with this header and payload
+    /// length joins the run.
+    fn continues(&self, header: &[u8], payload_len: usize) -> bool {
+        if self.closed
+            || payload_len == 0
             || payload_len > self.segment
             || self.payload.len() + payload_len > max_payload(self.header_len)
         {
             return false;
         }
         let run = &self.header[..self.header_len];
-        // The bytes that may differ: lengths, checksums, the identification.
+        // The bytes that may differ: lengths, checksums, the identification
+        // (the addresses and ports are the same flow's).
         let same = |range: std::ops::Range<usize>| run.get(range.clone()) == header.get(range);
         if self.header_len == 20 + UDP_HEADER {
-            same(0..2) && same(6..10) && same(12..24)
+            same(0..2) && same(6..10)
         } else {
-            same(0..4) && same(6..44)
+            same(0..4) && same(6..8)
         }
     }
 
-    /// Sends the pending run: one datagram as it is, several as one
-    /// super-packet.
-    pub fn flush(&mut self, sink: &impl Sink, counters: WriteCounters<'_>) {
-        if self.count == 0 {
-            return;
-        }
+    /// Writes the run: one datagram as it is, several as one super-packet.
+    /// The number of datagrams that went out joined.
+    fn send(&mut self, sink: &impl Sink) -> io::Result<u64> {
         let header_len = self.header_len;
         let ip_len = header_len - UDP_HEADER;
         let mut header = self.header;
-        let result = if self.count == 1 {
+        if self.count == 1 {
             let vnet = VnetHdr::default().to_bytes();
             let parts = [
                 io::IoSlice::new(&vnet),
                 io::IoSlice::new(&header[..header_len]),
                 io::IoSlice::new(&self.payload),
             ];
-            sink.send_parts(&parts)
-        } else {
-            let udp_len = UDP_HEADER + self.payload.len();
-            set_lengths(&mut header[..header_len], udp_len);
-            let pseudo = pseudo_sum(&header[..header_len], udp_len);
-            let at = ip_len + usize::from(UDP_CHECKSUM_AT);
-            header[at..at + 2].copy_from_slice(&pseudo.to_be_bytes());
-            let vnet = VnetHdr {
-                flags: VnetHdr::NEEDS_CSUM,
-                gso_type: VnetHdr::GSO_UDP_L4,
-                hdr_len: to_u16(header_len),
-                gso_size: to_u16(self.segment),
-                csum_start: to_u16(ip_len),
-                csum_offset: UDP_CHECKSUM_AT,
-            }
-            .to_bytes();
-            let parts = [
-                io::IoSlice::new(&vnet),
-                io::IoSlice::new(&header[..header_len]),
-                io::IoSlice::new(&self.payload),
-            ];
-            let sent = sink.send_parts(&parts);
-            if sent.is_ok() {
-                counters.coalesced.add(self.count as u64);
-            }
-            sent
-        };
-        if let Err(err) = result {
-            counters.write_errors.inc();
-            tracing::trace!("tun write failed: {err}");
+            return sink.send_parts(&parts).map(|()| 0);
         }
-        self.count = 0;
-        self.header_len = 0;
-        self.payload.clear();
-        self.closed = false;
+        let udp_len = UDP_HEADER + self.payload.len();
+        set_lengths(&mut header[..header_len], udp_len);
+        let pseudo = pseudo_sum(&header[..header_len], udp_len);
+        let at = ip_len + usize::from(UDP_CHECKSUM_AT);
+        header[at..at + 2].copy_from_slice(&pseudo.to_be_bytes());
+        let vnet = VnetHdr {
+            flags: VnetHdr::NEEDS_CSUM,
+            gso_type: VnetHdr::GSO_UDP_L4,
+            hdr_len: to_u16(header_len),
+            gso_size: to_u16(self.segment),
+            csum_start: to_u16(ip_len),
+            csum_offset: UDP_CHECKSUM_AT,
+        }
+        .to_bytes();
+        let parts = [
+            io::IoSlice::new(&vnet),
+            io::IoSlice::new(&header[..header_len]),
+            io::IoSlice::new(&self.payload),
+        ];
+        sink.send_parts(&parts).map(|()| self.count as u64)
     }
 }
 
@@ -712,6 +773,66 @@ mod tests {
         assert!(refused(&packet, hdr));
     }
 
+    /// A datagram of flow `flow` (its source port) with payload `payload`.
+    fn udp6_flow(flow: u16, payload: &[u8]) -> Vec<u8> {
+        let b = PacketBuilder::ipv6(
+            [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            [0x20, 1, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            64,
+        )
+        .udp(flow, 53);
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    /// What was written, cut back into datagrams, in write order.
+    fn written_datagrams(sink: &Written) -> Vec<Vec<Vec<u8>>> {
+        sink.take()
+            .iter()
+            .map(|(hdr, packet)| {
+                if hdr.gso_type == VnetHdr::GSO_UDP_L4 {
+                    cut(hdr, packet)
+                } else {
+                    vec![packet.clone()]
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn interleaved_flows_are_each_joined_in_their_own_order() {
+        let p = payloads(3, 50);
+        let (sink, counters) = (Written::default(), Counters::new());
+        let mut c = UdpCoalescer::new();
+        for payload in &p {
+            for flow in [1000, 2000] {
+                c.write(&sink, &udp6_flow(flow, payload), counters.get());
+            }
+        }
+        c.flush(&sink, counters.get());
+        let flow = |port| p.iter().map(|x| udp6_flow(port, x)).collect::<Vec<_>>();
+        assert_eq!(written_datagrams(&sink), vec![flow(1000), flow(2000)]);
+        assert_eq!(counters.coalesced.get(), 6);
+    }
+
+    #[test]
+    fn one_flow_more_than_the_runs_held_sends_the_oldest_run() {
+        let (sink, counters) = (Written::default(), Counters::new());
+        let mut c = UdpCoalescer::new();
+        for flow in 0..=MAX_RUNS as u16 {
+            c.write(&sink, &udp6_flow(1000 + flow, b"x"), counters.get());
+        }
+        let first = written_datagrams(&sink);
+        assert_eq!(first, vec![vec![udp6_flow(1000, b"x")]], "the oldest goes");
+        c.flush(&sink, counters.get());
+        let rest: Vec<u16> = written_datagrams(&sink)
+            .iter()
+            .map(|d| u16::from_be_bytes([d[0][40], d[0][41]]))
+            .collect();
+        assert_eq!(rest, (1001..=1000 + MAX_RUNS as u16).collect::<Vec<_>>());
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(
@@ -735,6 +856,33 @@ mod tests {
                 c.write(&sink, p, counters.get());
             }
             c.flush(&sink, counters.get());
+        }
+
+        #[test]
+        fn interleaved_flows_keep_the_order_of_each_flow(
+            sends in prop::collection::vec((0u16..12, 1usize..300, any::<bool>()), 1..200),
+        ) {
+            let (sink, counters) = (Written::default(), Counters::new());
+            let mut c = UdpCoalescer::new();
+            let mut sent: std::collections::BTreeMap<u16, Vec<Vec<u8>>> = Default::default();
+            for (i, (flow, size, damaged)) in sends.iter().enumerate() {
+                let payload: Vec<u8> = (0..*size).map(|j| (i + j) as u8).collect();
+                let mut d = udp6_flow(1000 + flow, &payload);
+                if *damaged {
+                    d[48] ^= 1;
+                }
+                c.write(&sink, &d, counters.get());
+                sent.entry(1000 + flow).or_default().push(d);
+                if i % 37 == 0 {
+                    c.flush(&sink, counters.get());
+                }
+            }
+            c.flush(&sink, counters.get());
+            let mut back: std::collections::BTreeMap<u16, Vec<Vec<u8>>> = Default::default();
+            for d in written_datagrams(&sink).into_iter().flatten() {
+                back.entry(u16::from_be_bytes([d[40], d[41]])).or_default().push(d);
+            }
+            prop_assert_eq!(back, sent);
         }
 
         #[test]
