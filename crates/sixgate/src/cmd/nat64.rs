@@ -37,7 +37,7 @@ use crate::cmd::siit::TunName;
 use crate::config::{Config, Invalid};
 use crate::context::Context;
 use crate::offload::udp::{UdpOffload, WriteCounters};
-use crate::offload::{complete_checksum, send_tcp_super_packet, TcpPartial};
+use crate::offload::{self, write_tcp_super_packet, OffloadCounters, Read, TcpPartial};
 use crate::routes::{warn_if_not_forwarding, RoutePrefix, Routes};
 use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
 
@@ -1085,7 +1085,8 @@ fn packet_loop(
 }
 
 /// One packet read from a device with offloads: `raw` is a [`VnetHdr`] and
-/// the packet. (The same scheme as the siit driver's.)
+/// the packet (see [`offload::read`]; the same scheme as the siit
+/// driver's).
 ///
 /// A TCP super-packet (GSO) keeps its partial checksum: the NAT64 rewrites
 /// and translates its headers (the incremental updates of the partial field
@@ -1103,77 +1104,47 @@ fn offloaded(
     writer: &mut UdpOffload,
     xlate: &mut impl FnMut(&mut [u8], &mut Packets) -> Verdict,
 ) {
-    let Some(hdr) = VnetHdr::parse(raw) else {
-        metrics.vnet_errors.inc();
-        return;
-    };
-    let Some(packet) = raw.get_mut(VnetHdr::LEN..) else {
-        metrics.vnet_errors.inc();
-        return;
-    };
-    let gso = hdr.gso_type & !VnetHdr::GSO_ECN;
-    let partial = hdr.flags & VnetHdr::NEEDS_CSUM != 0;
-    if gso == VnetHdr::GSO_UDP_L4 && partial {
-        let cut = writer.for_each_datagram(packet, &hdr, |datagram, coalescer| {
-            let verdict = xlate(datagram, out);
+    let counters = metrics.offload_counters();
+    match offload::read(raw, &metrics.vnet_errors) {
+        None => {}
+        Some(Read::Plain(packet)) => {
+            let verdict = xlate(packet, out);
             metrics.count(verdict);
-            for packet in out.packets() {
-                coalescer.write(tun, packet, metrics.write_counters());
+            writer.write_all(tun, out.packets(), counters.write);
+        }
+        Some(Read::UdpSuper(hdr, packet)) => {
+            writer.for_each_datagram(packet, &hdr, counters, |datagram, coalescer| {
+                let verdict = xlate(datagram, out);
+                metrics.count(verdict);
+                for packet in out.packets() {
+                    coalescer.write(tun, packet, counters.write);
+                }
+            });
+        }
+        Some(Read::TcpSuper(hdr, packet)) => {
+            let verdict = xlate(packet, out);
+            metrics.count(verdict);
+            let translated = matches!(
+                verdict,
+                Verdict::FourToSix | Verdict::SixToFour | Verdict::Hairpin
+            );
+            if !translated {
+                // Refused or dropped: an ICMP error (already complete) or
+                // nothing goes out.
+                writer.write_all(tun, out.packets(), counters.write);
+                return;
             }
-        });
-        if cut {
-            metrics.udp_gso_read.inc();
-        } else {
-            metrics.vnet_errors.inc();
-        }
-        return;
-    }
-    if gso != VnetHdr::GSO_NONE {
-        if !partial || (gso != VnetHdr::GSO_TCPV4 && gso != VnetHdr::GSO_TCPV6) {
-            metrics.vnet_errors.inc();
-            return;
-        }
-        let verdict = xlate(packet, out);
-        metrics.count(verdict);
-        let translated = matches!(
-            verdict,
-            Verdict::FourToSix | Verdict::SixToFour | Verdict::Hairpin
-        );
-        if translated && out.len() == 1 {
-            if let Some(segment) = out.get(0) {
+            if let (1, Some(segment)) = (out.len(), out.get(0)) {
                 if let Some(tcp) = TcpPartial::of(segment) {
-                    metrics.gso_packets.inc();
-                    writer.coalescer.flush(tun, metrics.write_counters());
-                    match send_tcp_super_packet(tun, &hdr, segment, &tcp) {
-                        Ok(()) => {}
-                        Err(None) => metrics.vnet_errors.inc(),
-                        Err(Some(err)) => {
-                            metrics.tun_write_errors.inc();
-                            tracing::trace!("tun write failed: {err}");
-                        }
-                    }
+                    write_tcp_super_packet(tun, writer, &hdr, segment, &tcp, counters);
                     return;
                 }
             }
+            // Translated but not one TCP packet: nothing sane to send with a
+            // partial checksum the core has rewritten.
+            metrics.offload_fallbacks.inc();
         }
-        if !translated {
-            // Refused or dropped: an ICMP error (already complete) or
-            // nothing goes out.
-            writer.write_all(tun, out.packets(), metrics.write_counters());
-            return;
-        }
-        // Translated but not one TCP packet: nothing sane to send with a
-        // partial checksum the core has rewritten.
-        metrics.offload_fallbacks.inc();
-        return;
     }
-    if partial && !complete_checksum(packet, hdr.csum_start, hdr.csum_offset) {
-        metrics.vnet_errors.inc();
-        return;
-    }
-    let verdict = xlate(packet, out);
-    metrics.count(verdict);
-    writer.write_all(tun, out.packets(), metrics.write_counters());
 }
 
 /// One packet through the shard(s) its flow lives in.
@@ -1440,6 +1411,15 @@ impl Metrics {
         WriteCounters {
             write_errors: &self.tun_write_errors,
             coalesced: &self.udp_coalesced,
+        }
+    }
+
+    fn offload_counters(&self) -> OffloadCounters<'_> {
+        OffloadCounters {
+            vnet_errors: &self.vnet_errors,
+            gso_packets: &self.gso_packets,
+            udp_gso_read: &self.udp_gso_read,
+            write: self.write_counters(),
         }
     }
 

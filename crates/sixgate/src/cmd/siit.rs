@@ -25,7 +25,9 @@ use sixgate_xlat::{
 use crate::config::Invalid;
 use crate::context::Context;
 use crate::offload::udp::{UdpOffload, WriteCounters};
-use crate::offload::{complete_checksum, send_tcp_super_packet, TcpPartial};
+use crate::offload::{
+    self, complete_checksum, write_tcp_super_packet, OffloadCounters, Read, TcpPartial,
+};
 use crate::routes::{warn_if_not_forwarding, RoutePrefix, Routes};
 use crate::tun::{self, Ready, Tun, VnetHdr, Waker};
 
@@ -665,7 +667,7 @@ fn packet_loop(
 }
 
 /// One packet read from a device with offloads: `raw` is a [`VnetHdr`]
-/// and the packet.
+/// and the packet (see [`offload::read`]).
 ///
 /// A TCP super-packet (GSO) keeps its partial checksum: the core translates
 /// its headers (its incremental checksum update on the partial field is
@@ -684,72 +686,50 @@ fn offloaded(
     out: &mut Output,
     writer: &mut UdpOffload,
 ) {
-    let Some(hdr) = VnetHdr::parse(raw) else {
-        metrics.vnet_errors.inc();
-        return;
-    };
-    let Some(packet) = raw.get_mut(VnetHdr::LEN..) else {
-        metrics.vnet_errors.inc();
-        return;
-    };
-    let gso = hdr.gso_type & !VnetHdr::GSO_ECN;
-    let partial = hdr.flags & VnetHdr::NEEDS_CSUM != 0;
-    if gso == VnetHdr::GSO_UDP_L4 && partial {
-        let cut = writer.for_each_datagram(packet, &hdr, |datagram, coalescer| {
-            let verdict = siit.translate(datagram, out);
-            metrics.count(verdict);
-            for packet in out.packets() {
-                coalescer.write(tun, packet, metrics.write_counters());
-            }
-        });
-        if cut {
-            metrics.udp_gso_read.inc();
-        } else {
-            metrics.vnet_errors.inc();
-        }
-        return;
-    }
-    if gso != VnetHdr::GSO_NONE {
-        if !partial || (gso != VnetHdr::GSO_TCPV4 && gso != VnetHdr::GSO_TCPV6) {
-            metrics.vnet_errors.inc();
-            return;
-        }
-        let verdict = siit.translate(packet, out);
-        let translated = matches!(
-            verdict,
-            Verdict::FourToSix | Verdict::SixToFour | Verdict::Hairpin
-        );
-        if !translated {
-            metrics.count(verdict);
-            writer.write_all(tun, out.packets(), metrics.write_counters());
-            return;
-        }
-        if let (1, Some(segment)) = (out.len(), out.get(0)) {
-            if let Some(tcp) = TcpPartial::of(segment) {
+    let counters = metrics.offload_counters();
+    let packet = match offload::read(raw, &metrics.vnet_errors) {
+        None => return,
+        Some(Read::Plain(packet)) => packet,
+        Some(Read::UdpSuper(hdr, packet)) => {
+            writer.for_each_datagram(packet, &hdr, counters, |datagram, coalescer| {
+                let verdict = siit.translate(datagram, out);
                 metrics.count(verdict);
-                metrics.gso_packets.inc();
-                writer.coalescer.flush(tun, metrics.write_counters());
-                match send_tcp_super_packet(tun, &hdr, segment, &tcp) {
-                    Ok(()) => {}
-                    Err(None) => metrics.vnet_errors.inc(),
-                    Err(Some(err)) => {
-                        metrics.tun_write_errors.inc();
-                        tracing::trace!("tun write failed: {err}");
-                    }
+                for packet in out.packets() {
+                    coalescer.write(tun, packet, counters.write);
                 }
+            });
+            return;
+        }
+        Some(Read::TcpSuper(hdr, packet)) => {
+            let verdict = siit.translate(packet, out);
+            let translated = matches!(
+                verdict,
+                Verdict::FourToSix | Verdict::SixToFour | Verdict::Hairpin
+            );
+            if !translated {
+                metrics.count(verdict);
+                writer.write_all(tun, out.packets(), counters.write);
                 return;
             }
+            if let (1, Some(segment)) = (out.len(), out.get(0)) {
+                if let Some(tcp) = TcpPartial::of(segment) {
+                    metrics.count(verdict);
+                    write_tcp_super_packet(tun, writer, &hdr, segment, &tcp, counters);
+                    return;
+                }
+            }
+            // Not one TCP packet: complete the checksum and start again plain.
+            metrics.offload_fallbacks.inc();
+            if !complete_checksum(packet, hdr.csum_start, hdr.csum_offset) {
+                metrics.vnet_errors.inc();
+                return;
+            }
+            packet
         }
-        // Not one TCP packet: complete the checksum and start again plain.
-        metrics.offload_fallbacks.inc();
-    }
-    if partial && !complete_checksum(packet, hdr.csum_start, hdr.csum_offset) {
-        metrics.vnet_errors.inc();
-        return;
-    }
+    };
     let verdict = siit.translate(packet, out);
     metrics.count(verdict);
-    writer.write_all(tun, out.packets(), metrics.write_counters());
+    writer.write_all(tun, out.packets(), counters.write);
 }
 
 /// The packet verdicts, in the order of [`Verdict::LABELS`].
@@ -795,6 +775,15 @@ impl Metrics {
         WriteCounters {
             write_errors: &self.tun_write_errors,
             coalesced: &self.udp_coalesced,
+        }
+    }
+
+    fn offload_counters(&self) -> OffloadCounters<'_> {
+        OffloadCounters {
+            vnet_errors: &self.vnet_errors,
+            gso_packets: &self.gso_packets,
+            udp_gso_read: &self.udp_gso_read,
+            write: self.write_counters(),
         }
     }
 

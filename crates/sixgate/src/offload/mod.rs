@@ -7,9 +7,82 @@ pub mod udp;
 
 use std::io;
 
+use sixgate_telemetry::Counter;
 use sixgate_xlat::checksum;
 
 use crate::tun::{Tun, VnetHdr};
+
+use udp::{UdpOffload, WriteCounters};
+
+/// The counters a driver keeps for what it reads and writes with offloads.
+#[derive(Clone, Copy)]
+pub struct OffloadCounters<'a> {
+    /// Packets dropped for a virtio-net header the driver cannot honour.
+    pub vnet_errors: &'a Counter,
+    /// TCP super-packets translated and written whole.
+    pub gso_packets: &'a Counter,
+    /// UDP super-packets read and cut into datagrams.
+    pub udp_gso_read: &'a Counter,
+    pub write: WriteCounters<'a>,
+}
+
+/// A packet read from a device with offloads, by what its virtio-net
+/// header asks of the driver.
+pub enum Read<'a> {
+    /// A packet to translate as it is (a partial checksum completed here).
+    Plain(&'a mut [u8]),
+    /// A TCP super-packet, its checksum field holding the pseudo-header sum.
+    TcpSuper(VnetHdr, &'a mut [u8]),
+    /// A UDP super-packet, its checksum field holding the pseudo-header sum.
+    UdpSuper(VnetHdr, &'a mut [u8]),
+}
+
+/// Splits `raw` (a [`VnetHdr`] and a packet) by what the header asks; a
+/// header that cannot be honoured (or a partial checksum outside the
+/// packet) gives `None` and is counted in `vnet_errors`.
+pub fn read<'a>(raw: &'a mut [u8], vnet_errors: &Counter) -> Option<Read<'a>> {
+    let hdr = VnetHdr::parse(raw);
+    let (Some(hdr), Some(packet)) = (hdr, raw.get_mut(VnetHdr::LEN..)) else {
+        vnet_errors.inc();
+        return None;
+    };
+    let partial = hdr.flags & VnetHdr::NEEDS_CSUM != 0;
+    match hdr.gso_type & !VnetHdr::GSO_ECN {
+        VnetHdr::GSO_NONE if !partial => Some(Read::Plain(packet)),
+        VnetHdr::GSO_NONE if complete_checksum(packet, hdr.csum_start, hdr.csum_offset) => {
+            Some(Read::Plain(packet))
+        }
+        VnetHdr::GSO_TCPV4 | VnetHdr::GSO_TCPV6 if partial => Some(Read::TcpSuper(hdr, packet)),
+        VnetHdr::GSO_UDP_L4 if partial => Some(Read::UdpSuper(hdr, packet)),
+        _ => {
+            vnet_errors.inc();
+            None
+        }
+    }
+}
+
+/// Writes the translation of a TCP super-packet (`segment`, with `tcp`
+/// describing it) as a super-packet, after the UDP runs pending in
+/// `writer` so that order is kept; counted.
+pub fn write_tcp_super_packet(
+    tun: &Tun,
+    writer: &mut UdpOffload,
+    received: &VnetHdr,
+    segment: &[u8],
+    tcp: &TcpPartial,
+    counters: OffloadCounters<'_>,
+) {
+    counters.gso_packets.inc();
+    writer.coalescer.flush(tun, counters.write);
+    match send_tcp_super_packet(tun, received, segment, tcp) {
+        Ok(()) => {}
+        Err(None) => counters.vnet_errors.inc(),
+        Err(Some(err)) => {
+            counters.write.write_errors.inc();
+            tracing::trace!("tun write failed: {err}");
+        }
+    }
+}
 
 /// Offset of the checksum in a TCP header.
 pub const TCP_CHECKSUM_AT: u16 = 16;
@@ -85,7 +158,7 @@ pub fn complete_checksum(packet: &mut [u8], start: u16, offset: u16) -> bool {
 /// type of its new family (the ECN bit of `received` kept), and the partial
 /// checksum the kernel expects in place of the checksum the core wrote.
 /// `Err(None)` when the checksum field lies outside `segment`.
-pub fn send_tcp_super_packet(
+fn send_tcp_super_packet(
     tun: &Tun,
     received: &VnetHdr,
     segment: &[u8],

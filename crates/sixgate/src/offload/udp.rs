@@ -20,6 +20,7 @@ use std::io;
 use sixgate_telemetry::Counter;
 use sixgate_xlat::checksum;
 
+use super::OffloadCounters;
 use crate::tun::{Tun, VnetHdr};
 
 /// Most datagrams joined in one super-packet (the kernel takes up to 128).
@@ -294,17 +295,24 @@ impl UdpOffload {
 
     /// Cuts the UDP super-packet `packet` (see [`for_each_segment`]) and
     /// hands each datagram to `translate` with the coalescer to write what
-    /// comes of it. False when the packet cannot be cut.
+    /// comes of it; counted in `udp_gso_read`, or in `vnet_errors` when the
+    /// packet cannot be cut.
     pub fn for_each_datagram(
         &mut self,
         packet: &[u8],
         hdr: &VnetHdr,
+        counters: OffloadCounters<'_>,
         mut translate: impl FnMut(&mut [u8], &mut UdpCoalescer),
-    ) -> bool {
+    ) {
         let Self { coalescer, segment } = self;
-        for_each_segment(packet, hdr, segment, |datagram| {
+        let cut = for_each_segment(packet, hdr, segment, |datagram| {
             translate(datagram, coalescer);
-        })
+        });
+        if cut {
+            counters.udp_gso_read.inc();
+        } else {
+            counters.vnet_errors.inc();
+        }
     }
 }
 
