@@ -12,19 +12,16 @@
 //! into the TUN device is added by sixgate (`manage_routes = true`).
 
 mod common;
+mod nat64_support;
 
 use std::path::Path;
-use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{sixgate_bin, unique, veth, Background, Netns, Sixgate, TempDir};
+use common::{sixgate_bin, unique, Netns, Sixgate, TempDir};
+use nat64_support::{
+    eventually, spawn_logged, text, wait_for_file_line, Hosts, C6, GW6, S4, S4_V6,
+};
 
-const C6: &str = "2001:db8:6::2";
-const GW6: &str = "2001:db8:6::1";
-const S4: &str = "198.51.100.2";
-const GW4: &str = "198.51.100.1";
-/// s4 as c6 sees it.
-const S4_V6: &str = "64:ff9b:1::c633:6402";
 const POOL4: &str = "192.0.2.1";
 
 /// The running topology; fields drop in order: sixgate first.
@@ -44,52 +41,7 @@ impl Topology {
     /// subsections). `s4_default_route`: whether s4 routes everything (pool4
     /// included) through gw.
     fn start(tag: &str, pool4: &str, extra: &str, s4_default_route: bool) -> Self {
-        let gw = Netns::new(&format!("{tag}gw"));
-        let c6 = Netns::new(&format!("{tag}c6"));
-        let s4 = Netns::new(&format!("{tag}s4"));
-        for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
-            gw.exec(&["sysctl", "-qw", key]);
-        }
-        // No duplicate address detection on the links about to be made:
-        // while gw's link-local address is tentative, it sends no neighbour
-        // solicitation, and a reply to a host it has not met yet waits a
-        // second or more.
-        for ns in [&gw, &c6, &s4] {
-            for key in [
-                "net.ipv6.conf.all.accept_dad=0",
-                "net.ipv6.conf.default.accept_dad=0",
-            ] {
-                ns.exec(&["sysctl", "-qw", key]);
-            }
-        }
-        let (gw4, s4if) = veth(&gw, &s4);
-        gw.exec(&["ip", "addr", "add", &format!("{GW4}/24"), "dev", &gw4]);
-        s4.exec(&["ip", "addr", "add", &format!("{S4}/24"), "dev", &s4if]);
-        if s4_default_route {
-            s4.exec(&["ip", "route", "add", "default", "via", GW4]);
-        }
-        let (gw6, c6if) = veth(&gw, &c6);
-        gw.exec(&[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            &format!("{GW6}/64"),
-            "dev",
-            &gw6,
-            "nodad",
-        ]);
-        c6.exec(&[
-            "ip",
-            "-6",
-            "addr",
-            "add",
-            &format!("{C6}/64"),
-            "dev",
-            &c6if,
-            "nodad",
-        ]);
-        c6.exec(&["ip", "-6", "route", "add", "default", "via", GW6]);
+        let Hosts { gw, c6, s4 } = Hosts::new(tag, s4_default_route);
 
         let tun = unique("n");
         let dir = TempDir::new("nat64");
@@ -162,54 +114,6 @@ impl Topology {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{body}"))
     }
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn eventually(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if probe() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Starts a program in `ns` with its stdout and stderr in `log`.
-fn spawn_logged(ns: &Netns, args: &[&str], log: &Path) -> Background {
-    let file = std::fs::File::create(log).expect("create the log file");
-    let err = file.try_clone().expect("clone the log file");
-    let child = ns
-        .command(args)
-        .stdout(Stdio::from(file))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
-    Background(child)
-}
-
-fn wait_for_file_line(path: &Path, needle: &str, timeout: Duration) -> String {
-    let mut last = String::new();
-    let found = eventually(timeout, || {
-        last = std::fs::read_to_string(path).unwrap_or_default();
-        last.contains(needle)
-    });
-    assert!(
-        found,
-        "{needle:?} never appeared in {}:\n{last}",
-        path.display()
-    );
-    last
 }
 
 /// A TCP echo server (one thread per connection) for the connection tests.

@@ -7,24 +7,18 @@
 //!  2001:db8:6::2/64  -------  2001:db8:6::1 | 198.51.100.1  -------  198.51.100.2/24
 //! ```
 //!
-//! The same topology as `nat64_e2e.rs` (c6 reaches s4 as
+//! The topology of `nat64_support` (c6 reaches s4 as
 //! `64:ff9b:1::c633:6402`, pool4 `192.0.2.1`), with TCP_EST of 3 s and
 //! TCP_TRANS of 4 s (`allow_short_timeouts`) so that it runs in seconds.
 
 mod common;
+mod nat64_support;
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{sixgate_bin, unique, veth, Background, Netns, Sixgate, TempDir};
+use common::{sixgate_bin, unique, Background, Netns, Sixgate, TempDir};
+use nat64_support::{eventually, spawn_logged, wait_for_file_line, Hosts, C6, S4, S4_V6};
 
-const C6: &str = "2001:db8:6::2";
-const GW6: &str = "2001:db8:6::1";
-const S4: &str = "198.51.100.2";
-const GW4: &str = "198.51.100.1";
-/// s4 as c6 sees it.
-const S4_V6: &str = "64:ff9b:1::c633:6402";
 const POOL4: &str = "192.0.2.1";
 const PORT: &str = "7007";
 const TCP_EST: Duration = Duration::from_secs(3);
@@ -43,30 +37,7 @@ struct Topology {
 
 impl Topology {
     fn start(tag: &str, extra: &str) -> Self {
-        let gw = Netns::new(&format!("{tag}gw"));
-        let c6 = Netns::new(&format!("{tag}c6"));
-        let s4 = Netns::new(&format!("{tag}s4"));
-        for key in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
-            gw.exec(&["sysctl", "-qw", key]);
-        }
-        for ns in [&gw, &c6, &s4] {
-            for key in [
-                "net.ipv6.conf.all.accept_dad=0",
-                "net.ipv6.conf.default.accept_dad=0",
-            ] {
-                ns.exec(&["sysctl", "-qw", key]);
-            }
-        }
-        let (gw4, s4if) = veth(&gw, &s4);
-        gw.exec(&["ip", "addr", "add", &format!("{GW4}/24"), "dev", &gw4]);
-        s4.exec(&["ip", "addr", "add", &format!("{S4}/24"), "dev", &s4if]);
-        s4.exec(&["ip", "route", "add", "default", "via", GW4]);
-        let (gw6, c6if) = veth(&gw, &c6);
-        let gw6_addr = format!("{GW6}/64");
-        gw.exec(&["ip", "-6", "addr", "add", &gw6_addr, "dev", &gw6, "nodad"]);
-        let c6_addr = format!("{C6}/64");
-        c6.exec(&["ip", "-6", "addr", "add", &c6_addr, "dev", &c6if, "nodad"]);
-        c6.exec(&["ip", "-6", "route", "add", "default", "via", GW6]);
+        let Hosts { gw, c6, s4 } = Hosts::new(tag, true);
 
         let dir = TempDir::new("nat64probe");
         let server = dir.write("echo_server.py", ECHO_SERVER);
@@ -152,46 +123,6 @@ impl Topology {
         );
         (client, log)
     }
-}
-
-/// Starts a program in `ns` with its stdout and stderr in `log`.
-fn spawn_logged(ns: &Netns, args: &[&str], log: &Path) -> Background {
-    let file = std::fs::File::create(log).expect("create the log file");
-    let err = file.try_clone().expect("clone the log file");
-    let child = ns
-        .command(args)
-        .stdout(Stdio::from(file))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
-    Background(child)
-}
-
-fn eventually(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if probe() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn wait_for_file_line(path: &Path, needle: &str, timeout: Duration) -> String {
-    let mut last = String::new();
-    let found = eventually(timeout, || {
-        last = std::fs::read_to_string(path).unwrap_or_default();
-        last.contains(needle)
-    });
-    assert!(
-        found,
-        "{needle:?} never appeared in {}:\n{last}",
-        path.display()
-    );
-    last
 }
 
 const ECHO_SERVER: &str = r#"
