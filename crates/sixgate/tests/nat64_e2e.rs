@@ -14,13 +14,13 @@
 mod common;
 mod nat64_support;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{sixgate_bin, unique, Netns, Sixgate, TempDir};
-use nat64_support::{
-    eventually, spawn_logged, text, wait_for_file_line, Hosts, C6, GW6, S4, S4_V6,
+use common::{
+    eventually, random_file, sha256, sixgate_bin, spawn_logged, text, unique, wait_for_file_line,
+    Netns, Sixgate, TempDir,
 };
+use nat64_support::{Hosts, C6, GW6, S4, S4_V6};
 
 const POOL4: &str = "192.0.2.1";
 
@@ -963,27 +963,6 @@ fn offloads_carry_tcp_super_packets_udp_and_icmp() {
         "3000",
     ]);
     assert_eq!(out.trim(), "100:ok 3000:ok");
-}
-
-fn sha256(path: &Path) -> String {
-    common::sh("sha256sum", &[path.to_str().expect("utf-8 path")])
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-fn random_file(path: &Path, len: usize) {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut bytes = Vec::with_capacity(len);
-    while bytes.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        bytes.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    bytes.truncate(len);
-    std::fs::write(path, bytes).expect("write the test file");
 }
 
 /// Receives `count` datagrams of `size` bytes (a sequence number and a

@@ -16,8 +16,11 @@ mod nat64_support;
 
 use std::time::{Duration, Instant};
 
-use common::{sixgate_bin, unique, Background, Netns, Sixgate, TempDir};
-use nat64_support::{eventually, spawn_logged, wait_for_file_line, Hosts, C6, S4, S4_V6};
+use common::{
+    eventually, sixgate_bin, spawn_logged, unique, wait_for_file_line, Background, Netns, Sixgate,
+    TempDir,
+};
+use nat64_support::{Hosts, C6, S4, S4_V6};
 
 const POOL4: &str = "192.0.2.1";
 const PORT: &str = "7007";

@@ -16,8 +16,11 @@ mod nat64_support;
 use std::process::Output;
 use std::time::Duration;
 
-use common::{sixgate_bin, unique, Netns, Sixgate, TempDir};
-use nat64_support::{eventually, spawn_logged, text, wait_for_file_line, Hosts, C6, S4, S4_V6};
+use common::{
+    eventually, sixgate_bin, spawn_logged, text, unique, wait_for_file_line, Netns, Sixgate,
+    TempDir,
+};
+use nat64_support::{Hosts, C6, S4, S4_V6};
 
 const POOL_A: &str = "192.0.2.1";
 const POOL_B: &str = "192.0.2.9";

@@ -364,3 +364,76 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Output as text, stdout then stderr.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Retries `probe` until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if probe() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `sha256sum FILE` → the hex digest.
+pub fn sha256(path: &std::path::Path) -> String {
+    sh("sha256sum", &[path.to_str().expect("utf-8 path")])
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Writes `len` pseudo-random bytes (xorshift64*, fixed seed) to `path`.
+pub fn random_file(path: &std::path::Path, len: usize) {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut bytes = Vec::with_capacity(len);
+    while bytes.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        bytes.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+    }
+    bytes.truncate(len);
+    std::fs::write(path, bytes).expect("write the test file");
+}
+
+/// Starts `args` in `ns` with stdout and stderr in `log`.
+pub fn spawn_logged(ns: &Netns, args: &[&str], log: &Path) -> Background {
+    let file = std::fs::File::create(log).expect("create the log file");
+    let err = file.try_clone().expect("clone the log file");
+    let child = ns
+        .command(args)
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
+    Background(child)
+}
+
+pub fn wait_for_file_line(path: &Path, needle: &str, timeout: Duration) -> String {
+    let mut last = String::new();
+    let found = eventually(timeout, || {
+        last = std::fs::read_to_string(path).unwrap_or_default();
+        last.contains(needle)
+    });
+    assert!(
+        found,
+        "{needle:?} never appeared in {}:\n{last}",
+        path.display()
+    );
+    last
+}

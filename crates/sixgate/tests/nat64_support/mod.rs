@@ -1,5 +1,5 @@
 //! The NAT64 namespace topology shared by `nat64_e2e.rs`, `nat64_reload.rs`
-//! and `nat64_probe.rs`, and the small helpers they all use.
+//! and `nat64_probe.rs` (their helpers are in `common`).
 //!
 //! ```text
 //!  c6 (IPv6 only)              gw: sixgate nat64, TUN            s4 (IPv4 only)
@@ -12,11 +12,7 @@
 //! §3.1).
 #![allow(dead_code)] // each test file uses a different subset
 
-use std::path::Path;
-use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
-
-use crate::common::{veth, Background, Netns};
+use crate::common::{veth, Netns};
 
 pub const C6: &str = "2001:db8:6::2";
 pub const GW6: &str = "2001:db8:6::1";
@@ -68,52 +64,4 @@ impl Hosts {
         c6.exec(&["ip", "-6", "route", "add", "default", "via", GW6]);
         Self { gw, c6, s4 }
     }
-}
-
-pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-pub fn eventually(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if probe() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Starts `args` in `ns` with stdout and stderr in `log`.
-pub fn spawn_logged(ns: &Netns, args: &[&str], log: &Path) -> Background {
-    let file = std::fs::File::create(log).expect("create the log file");
-    let err = file.try_clone().expect("clone the log file");
-    let child = ns
-        .command(args)
-        .stdout(Stdio::from(file))
-        .stderr(Stdio::from(err))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {args:?}: {e}"));
-    Background(child)
-}
-
-pub fn wait_for_file_line(path: &Path, needle: &str, timeout: Duration) -> String {
-    let mut last = String::new();
-    let found = eventually(timeout, || {
-        last = std::fs::read_to_string(path).unwrap_or_default();
-        last.contains(needle)
-    });
-    assert!(
-        found,
-        "{needle:?} never appeared in {}:\n{last}",
-        path.display()
-    );
-    last
 }

@@ -22,10 +22,9 @@
 //! (`manage_routes = true`).
 #![allow(dead_code)] // each test file uses a different subset
 
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{sh, unique, veth, Background, Netns, Sixgate, TempDir};
+use crate::common::{unique, veth, Background, Netns, Sixgate, TempDir};
 
 pub const H6: &str = "2001:db8:6::2";
 pub const GW6: &str = "2001:db8:6::1";
@@ -195,6 +194,8 @@ impl Topology {
 }
 
 /// The `[siit]` config of the topology.
+pub use crate::common::{eventually, random_file, sha256, text};
+
 pub fn config_text(tun: &str) -> String {
     format!(
         r#"# written by the siit namespace tests
@@ -258,52 +259,6 @@ pub fn metric_value(body: &str, sample: &str) -> u64 {
         .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no sample {sample} in /metrics:\n{body}"))
-}
-
-/// Output as text, stdout then stderr.
-pub fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Retries `probe` until it returns true or `timeout` passes.
-pub fn eventually(timeout: Duration, mut probe: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if probe() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// `sha256sum FILE` → the hex digest.
-pub fn sha256(path: &std::path::Path) -> String {
-    sh("sha256sum", &[path.to_str().expect("utf-8 path")])
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
-
-/// Writes `len` pseudo-random bytes (xorshift64*, fixed seed) to `path`.
-pub fn random_file(path: &std::path::Path, len: usize) {
-    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut bytes = Vec::with_capacity(len);
-    while bytes.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        bytes.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    bytes.truncate(len);
-    std::fs::write(path, bytes).expect("write the test file");
 }
 
 /// Starts `python3 -m http.server` in `ns` on `addr:8080` serving `dir` and
