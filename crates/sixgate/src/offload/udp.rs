@@ -136,10 +136,13 @@ impl UdpCoalescer {
     /// Sends the pending runs, oldest first: one datagram as it is,
     /// several as one super-packet.
     pub fn flush(&mut self, sink: &impl Sink, counters: WriteCounters<'_>) {
-        let runs = std::mem::take(&mut self.runs);
-        for run in runs {
+        // Taken out and put back so that its capacity stays: no allocation
+        // per batch.
+        let mut runs = std::mem::take(&mut self.runs);
+        for run in runs.drain(..) {
             self.send(run, sink, counters);
         }
+        self.runs = runs;
     }
 
     fn send(&mut self, mut run: Run, sink: &impl Sink, counters: WriteCounters<'_>) {
